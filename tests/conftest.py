@@ -1,2 +1,14 @@
 """Shared fixtures. Feature fixtures live in tests/support/ and are registered here."""
-pytest_plugins: list[str] = []
+import socket
+
+import pytest
+
+pytest_plugins: list[str] = ["tests.support.backends"]
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A loopback TCP port nothing listens on (bound and released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
