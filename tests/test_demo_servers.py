@@ -19,7 +19,7 @@ from google.rpc import error_details_pb2, status_pb2
 from edgedemo import library_pb2 as lib
 from edgedemo import library_pb2_grpc, users_pb2, users_pb2_grpc
 from edgedemo.library_server import LibraryServicer
-from edgedemo.recording import DELAY_KEY, FAIL_KEY
+from edgedemo.recording import CALL_KEY, DELAY_KEY, FAIL_KEY, SERVER_KEY
 from tests.support.backends import RunningDemoBackend
 from transcoding.descriptors import load_from_reflection
 
@@ -259,6 +259,20 @@ def test_recorder_keeps_metadata_deadline_and_outcome(demo_backend: RunningDemoB
     assert record.code is grpc.StatusCode.OK
     assert demo_backend.recorder.metadata[-1]["x-request-id"] == "abc"
     assert demo_backend.recorder.calls == {"GetShelf": 1}
+
+
+def test_every_call_answers_with_server_and_call_number_headers(demo_backend: RunningDemoBackend) -> None:
+    async def body(library, _users):
+        numbers = []
+        for _ in range(2):
+            rpc = library.GetShelf(lib.GetShelfRequest(name="shelves/history"))
+            await rpc
+            numbers.append(dict(await rpc.initial_metadata()))
+        return numbers
+
+    first, second = call(demo_backend, body)
+    assert first[SERVER_KEY] == "edgedemo"
+    assert (first[CALL_KEY], second[CALL_KEY]) == ("1", "2")
 
 
 def test_delay_knob_outlasts_a_deadline_and_is_seen_as_cancelled(demo_backend: RunningDemoBackend) -> None:

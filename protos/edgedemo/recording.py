@@ -8,7 +8,10 @@ interceptor records every call before the servicer runs and notes how it ended.
 Two request-metadata knobs shape a call before the servicer sees it:
 `x-demo-delay-ms: <n>` sleeps first (for deadline, timeout and batch tests) and
 `x-demo-fail: <CODE>` (a `grpc.StatusCode` name or number) fails the call
-without running the servicer. The recorder is read from other threads (tests run
+without running the servicer. Every demo call answers with header metadata
+`x-demo-server: edgedemo` and `x-demo-call: <n>` (the n-th call of that
+method), so tests can see response metadata and tell a replayed response from a
+fresh execution. The recorder is read from other threads (tests run
 the server on a loop thread of its own), so its state sits behind a lock.
 """
 from __future__ import annotations
@@ -26,6 +29,8 @@ DELAY_KEY = "x-demo-delay-ms"
 FAIL_KEY = "x-demo-fail"
 MAX_DELAY_MS = 60_000
 RECORDED_PREFIX = "/edgedemo."
+SERVER_KEY = "x-demo-server"
+CALL_KEY = "x-demo-call"
 
 MetadataValue = str | bytes
 
@@ -39,6 +44,7 @@ class CallRecord:
     metadata: tuple[tuple[str, MetadataValue], ...]
     time_remaining: float | None  # seconds left of the client's deadline on arrival
     code: grpc.StatusCode | None = None
+    number: int = 0  # this was the n-th call of `method`
 
     def header(self, key: str) -> MetadataValue | None:
         """First value of a metadata key (keys are lower case on the wire)."""
@@ -111,6 +117,7 @@ class CallRecorder:
         )
         with self._cond:
             self.calls[record.method] += 1
+            record.number = self.calls[record.method]
             self.records.append(record)
             self._cond.notify_all()
         return record
@@ -139,6 +146,11 @@ def _metadata_value(context: grpc.aio.ServicerContext, key: str) -> str | None:
         if item.key == key and isinstance(item.value, str):
             return item.value.strip()
     return None
+
+
+async def _begin(context: grpc.aio.ServicerContext, record: CallRecord) -> None:
+    await context.send_initial_metadata(((SERVER_KEY, "edgedemo"), (CALL_KEY, str(record.number))))
+    await _apply_knobs(context)
 
 
 async def _apply_knobs(context: grpc.aio.ServicerContext) -> None:
@@ -187,7 +199,7 @@ class RecordingInterceptor(grpc.aio.ServerInterceptor):
                 record = recorder._start(path, context)
                 error: BaseException | None = None
                 try:
-                    await _apply_knobs(context)
+                    await _begin(context, record)
                     return await inner(request, context)
                 except BaseException as exc:
                     error = exc
@@ -204,7 +216,7 @@ class RecordingInterceptor(grpc.aio.ServerInterceptor):
                 record = recorder._start(path, context)
                 error: BaseException | None = None
                 try:
-                    await _apply_knobs(context)
+                    await _begin(context, record)
                     async for response in inner_stream(request, context):
                         yield response
                 except BaseException as exc:
