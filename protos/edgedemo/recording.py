@@ -37,7 +37,12 @@ MetadataValue = str | bytes
 
 @dataclass
 class CallRecord:
-    """One call to a demo method. `code` is None while the call is still running."""
+    """One call to a demo method.
+
+    `code` stays None until the server has finished the call, which can be just
+    after the client saw the status (an abort answers first): wait with
+    `CallRecorder.wait_for(method, finished=True)` before asserting on it.
+    """
 
     method: str  # short name, e.g. "GetBook"
     path: str  # "/edgedemo.library.v1.LibraryService/GetBook"
