@@ -1,0 +1,104 @@
+"""`edge` command line: serve, check, reload."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .config import ConfigError, GatewayConfig, load_config
+
+
+def _load(path: str) -> GatewayConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import serve
+
+    config = _load(args.config)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # uvicorn[standard] brings uvloop; fall back quietly where it cannot build
+        pass
+    asyncio.run(serve(config, args.host, args.port))
+    return 0
+
+
+async def _check(config: GatewayConfig) -> list[str]:
+    from .backends import BackendRegistry
+
+    registry = BackendRegistry(config)
+    problems: list[str] = []
+    try:
+        report = await registry.start(watch=False)
+        for name, message in report.failed.items():
+            problems.append(f"backend {name}: {message}")
+        problems.extend(str(p) for p in report.problems)
+        print(f"{len(registry.table.routes)} routes from {sum(1 for s in registry.backends.values() if s.descriptors)} backends")
+    finally:
+        await registry.close()
+    return problems
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    logging.basicConfig(level=logging.ERROR)
+    problems = asyncio.run(_check(config))
+    for p in problems:
+        print(f"problem: {p}", file=sys.stderr)
+    if problems:
+        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+        return 1
+    print("config OK")
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    import httpx
+
+    config = _load(args.config)
+    url = f"http://{config.admin.host}:{config.admin.port}/admin/reload"
+    try:
+        response = httpx.post(url, timeout=60)
+    except httpx.HTTPError as exc:
+        print(f"cannot reach the admin listener at {url}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(response.json(), indent=2))
+    return 0 if response.status_code == 200 and not response.json().get("failed") else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="edge", description="REST/JSON to gRPC edge gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the gateway")
+    p.add_argument("--config", required=True, type=Path)
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("check", help="validate a config and the descriptors it leads to")
+    p.add_argument("--config", required=True, type=Path)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("reload", help="ask a running gateway (admin listener) to re-read descriptors")
+    p.add_argument("--config", required=True, type=Path)
+    p.set_defaults(func=cmd_reload)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""The gateway's one YAML config file, validated with pydantic.
+
+Every section is optional except `backends`; each feature owns its own section
+(`listen`, `admin`, `transcoding`, `auth`, `rate_limits`, `idempotency`,
+`store`, `batch`, ...) so adding a feature never renames existing keys.
+Unknown keys are errors: a typo must not silently disable a policy.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string like '250ms', '10s', '5m', '1h'."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like '10s', not a boolean")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        m = _DURATION.match(str(value))
+        if not m:
+            raise ValueError(f"invalid duration {value!r}: use a number of seconds or '250ms', '10s', '5m', '1h'")
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from a number or a string like '4MiB', '512KiB'."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size like '4MiB', not a boolean")
+    if isinstance(value, int):
+        return value
+    m = _SIZE.match(str(value))
+    if not m:
+        raise ValueError(f"invalid size {value!r}: use bytes or '512KiB', '4MiB'")
+    return int(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()]
+
+
+ByteSize = Annotated[int, BeforeValidator(parse_size)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BackendTls(Section):
+    """TLS from the gateway to a backend; client cert + key make it mTLS."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    server_name: str | None = Field(None, description="overrides the name checked against the backend's certificate")
+
+    @model_validator(mode="after")
+    def _pair(self) -> "BackendTls":
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file must be given together")
+        return self
+
+
+class Backend(Section):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    target: str = Field(description="host:port (or any gRPC target URI)")
+    descriptors: str = Field("reflection", description="'reflection' or a path to a descriptor set file")
+    services: list[str] | None = Field(None, description="allow-list of full service names; default: all")
+    tls: BackendTls | None = None
+    timeout: Duration = Field(10.0, gt=0, description="default deadline for calls")
+    max_timeout: Duration = Field(60.0, gt=0, description="upper bound for client-requested deadlines")
+    required: bool = Field(True, description="readiness waits for this backend's descriptors")
+
+    @model_validator(mode="after")
+    def _timeouts(self) -> "Backend":
+        if self.timeout > self.max_timeout:
+            raise ValueError("timeout cannot exceed max_timeout")
+        return self
+
+
+class Listen(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    plaintext: bool = Field(False, description="serve plain HTTP; must be said explicitly")
+    tls: Any | None = None  # edge.tls.TlsConfig, validated in _tls below
+
+    @field_validator("tls", mode="before")
+    @classmethod
+    def _tls(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        from .tls import TlsConfig
+
+        return value if isinstance(value, TlsConfig) else TlsConfig.model_validate(value)
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> "Listen":
+        if self.tls is None and not self.plaintext:
+            raise ValueError("set listen.tls (certificate and key) or say listen.plaintext: true explicitly")
+        if self.tls is not None and self.plaintext:
+            raise ValueError("listen.tls and listen.plaintext: true are exclusive")
+        return self
+
+
+class Admin(Section):
+    """The admin listener (reload, metrics): off the public network by default."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(9901, ge=0, le=65535)
+
+
+class Transcoding(Section):
+    emit_unpopulated: bool = False
+    use_proto_names: bool = False
+    max_body_bytes: ByteSize = Field(4 * 1024 * 1024, gt=0)
+    forward_headers: list[str] = Field(default_factory=lambda: ["x-request-id", "traceparent", "tracestate"])
+    response_metadata: bool = Field(False, description="return backend metadata as Grpc-Metadata-<key> headers")
+    reload_interval: Duration = Field(60.0, ge=0, description="re-read descriptors this often; 0 disables")
+    retry_interval: Duration = Field(2.0, gt=0, description="first retry delay for a backend that failed to load")
+
+    @field_validator("forward_headers")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [v.lower() for v in value]
+
+
+class GatewayConfig(Section):
+    listen: Listen = Field(default_factory=lambda: Listen(plaintext=True))
+    admin: Admin = Field(default_factory=Admin)
+    backends: list[Backend] = Field(min_length=1)
+    transcoding: Transcoding = Field(default_factory=Transcoding)
+
+    @field_validator("backends")
+    @classmethod
+    def _unique_names(cls, value: list[Backend]) -> list[Backend]:
+        seen: set[str] = set()
+        for b in value:
+            if b.name in seen:
+                raise ValueError(f"duplicate backend name {b.name!r}")
+            seen.add(b.name)
+        return value
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; the message names every key and problem."""
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"  {where}: {msg}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {path} must be a YAML mapping with at least 'backends'")
+    try:
+        config = GatewayConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid config {path}:\n{format_validation_error(exc)}") from None
+    return _resolve_paths(config, path.parent)
+
+
+def _resolve_paths(config: GatewayConfig, base: Path) -> GatewayConfig:
+    """Relative descriptor-set paths are relative to the config file."""
+    backends = []
+    for b in config.backends:
+        if b.descriptors != "reflection" and not Path(b.descriptors).is_absolute():
+            b = b.model_copy(update={"descriptors": str((base / b.descriptors).resolve())})
+        backends.append(b)
+    return config.model_copy(update={"backends": backends})

@@ -1,0 +1,163 @@
+"""Forwarding one matched route to its backend and writing the reply.
+
+Unary replies are one JSON document. Server-streaming replies are NDJSON, one
+message per line, flushed as each arrives; the HTTP status is held back until
+the first message (or the error) so a stream that fails at once still gets a
+real HTTP error. An error after the stream started arrives as a last line
+holding the status object. Client- and bidi-streaming requests take an NDJSON
+body, one request message per line.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Sequence
+
+from google.protobuf.message import Message
+
+from transcoding import errors
+from transcoding.invoker import CallError, Metadata
+from transcoding.routes import Route
+from transcoding.status import error_body, http_status_for
+
+from .http import JSON_CONTENT_TYPE, NDJSON_CONTENT_TYPE, RawHeaders, Receive, Send, json_bytes, send_response
+
+log = logging.getLogger("edge.proxy")
+
+Bindings = list[tuple[tuple[str, ...], str]]
+
+
+@dataclass
+class CallOutcome:
+    """What the access log and the idempotency store need to know about a call."""
+
+    status: int
+    grpc_code: int
+    body: bytes
+    headers: RawHeaders
+    backend_seconds: float = 0.0
+
+
+def decode_request(route: Route, bindings: Bindings, query: list[tuple[str, str]], body: bytes, content_type: str | None) -> Message:
+    return route.request_codec.decode(bindings, query, body, content_type)
+
+
+def decode_ndjson_requests(
+    route: Route, bindings: Bindings, query: list[tuple[str, str]], body: bytes
+) -> list[Message]:
+    """One request message per non-empty line of an NDJSON body."""
+    messages = []
+    for number, line in enumerate(body.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            messages.append(route.request_codec.decode(bindings, query, line, "application/json"))
+        except errors.TranscodeError as exc:
+            exc.message = f"line {number} of the NDJSON body: {exc.message}"
+            raise
+    return messages
+
+
+def metadata_headers(metadata: Metadata) -> RawHeaders:
+    """Backend metadata as `Grpc-Metadata-<key>` headers (binary values base64-encoded)."""
+    out: RawHeaders = []
+    for key, value in metadata:
+        if isinstance(value, bytes):
+            value = base64.b64encode(value).decode("ascii")
+        out.append((b"grpc-metadata-" + key.encode("latin-1"), str(value).encode("latin-1", "replace")))
+    return out
+
+
+def call_error_parts(exc: CallError) -> tuple[int, RawHeaders, bytes]:
+    body = json_bytes(error_body(exc.code, exc.message, exc.details))
+    return http_status_for(exc.code), [(b"content-type", JSON_CONTENT_TYPE)], body
+
+
+async def forward_unary(
+    route: Route,
+    request: Any,
+    *,
+    timeout: float,
+    metadata: Metadata,
+    response_metadata: bool,
+) -> CallOutcome:
+    """Unary and client-streaming calls: one reply document (or the error)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        result = await route.invoker.unary(request, timeout=timeout, metadata=metadata)
+    except CallError as exc:
+        status, headers, body = call_error_parts(exc)
+        if response_metadata:
+            headers += metadata_headers(exc.initial_metadata) + metadata_headers(exc.trailing_metadata)
+        return CallOutcome(status, exc.code.value[0], body, headers, loop.time() - started)
+    elapsed = loop.time() - started
+    body, content_type = route.response_codec.encode(result.response)
+    headers = [(b"content-type", content_type.encode("latin-1"))]
+    if response_metadata:
+        headers += metadata_headers(result.initial_metadata) + metadata_headers(result.trailing_metadata)
+    return CallOutcome(200, 0, body, headers, elapsed)
+
+
+async def forward_stream(
+    route: Route,
+    request: Any,
+    send: Send,
+    receive: Receive,
+    *,
+    timeout: float,
+    metadata: Metadata,
+    response_metadata: bool,
+    extra_headers: RawHeaders,
+) -> CallOutcome:
+    """Server- and bidi-streaming calls, written to the client as NDJSON."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    stream = route.invoker.stream(request, timeout=timeout, metadata=metadata)
+    watcher = asyncio.create_task(_cancel_on_disconnect(receive, stream))
+    sent = 0
+    try:
+        try:
+            first = await stream.next()
+            initial = await stream.initial_metadata() if response_metadata else ()
+        except CallError as exc:
+            status, headers, body = call_error_parts(exc)
+            await send_response(send, status, headers + extra_headers, body)
+            return CallOutcome(status, exc.code.value[0], body, headers, loop.time() - started)
+        headers = [(b"content-type", NDJSON_CONTENT_TYPE)] + extra_headers + metadata_headers(initial)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        code = 0
+        message = first
+        while message is not None:
+            line = route.response_codec.encode_stream_item(message)
+            sent += len(line)
+            await send({"type": "http.response.body", "body": line, "more_body": True})
+            try:
+                message = await stream.next()
+            except CallError as exc:
+                tail = json_bytes({"error": error_body(exc.code, exc.message, exc.details)}) + b"\n"
+                sent += len(tail)
+                await send({"type": "http.response.body", "body": tail, "more_body": True})
+                code = exc.code.value[0]
+                break
+        await send({"type": "http.response.body", "body": b""})
+        return CallOutcome(200, code, b"", headers, loop.time() - started)
+    finally:
+        watcher.cancel()
+        stream.cancel()
+
+
+async def _cancel_on_disconnect(receive: Receive, stream: Any) -> None:
+    """Cancel the backend call when the client goes away mid-stream."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            stream.cancel()
+            return
+
+
+async def iterate(messages: Sequence[Message]) -> AsyncIterator[Message]:
+    for m in messages:
+        yield m

@@ -1,0 +1,173 @@
+"""The route table: every HTTP binding of every method of every backend.
+
+A table is built whole from a set of loaded descriptors and never mutated; a
+reload builds a new one and the caller swaps the reference, so a request in
+flight finishes on the table it started with. Everything a request needs per
+route (codecs, bound gRPC callable) is built here, once, not per request.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.message import Message
+
+from . import errors
+from .codec import RequestCodec, ResponseCodec
+from .descriptors import LoadedDescriptors
+from .httprule import HttpBinding, RuleError, bindings_for
+from .invoker import MethodInvoker
+from .matcher import MethodNotAllowed, NoRoute, PathEncodingError, PathMatcher, RouteConflict
+
+
+@dataclass(frozen=True)
+class CodecOptions:
+    emit_unpopulated: bool = False
+    use_proto_names: bool = False
+
+
+@dataclass
+class Route:
+    backend: str
+    method: MethodDescriptor
+    binding: HttpBinding
+    request_class: type[Message]
+    request_codec: RequestCodec
+    response_codec: ResponseCodec
+    invoker: MethodInvoker
+
+    @property
+    def full_method(self) -> str:
+        """`package.Service/Method`, the key policies are written against."""
+        return f"{self.method.containing_service.full_name}/{self.method.name}"
+
+    @property
+    def template(self) -> str:
+        return self.binding.template.text
+
+    @property
+    def client_streaming(self) -> bool:
+        return self.method.client_streaming
+
+    @property
+    def server_streaming(self) -> bool:
+        return self.method.server_streaming
+
+
+@dataclass
+class BackendSource:
+    """What the table needs of one backend: its name, descriptors and channel."""
+
+    name: str
+    descriptors: LoadedDescriptors
+    channel: grpc.aio.Channel
+
+
+@dataclass(frozen=True)
+class RouteProblem:
+    backend: str
+    method: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"backend {self.backend}: {self.method}: {self.message}"
+
+
+@dataclass
+class RouteTable:
+    matcher: PathMatcher[Route]
+    routes: list[Route] = field(default_factory=list)
+    services: dict[str, str] = field(default_factory=dict)  # service full name -> backend
+
+    def lookup(self, http_method: str, raw_path: str) -> tuple[Route, list[tuple[tuple[str, ...], str]]]:
+        try:
+            match = self.matcher.lookup(http_method, raw_path)
+        except MethodNotAllowed as exc:
+            raise errors.MethodNotAllowed(
+                f"{http_method} is not allowed on {raw_path}; allowed: {', '.join(exc.allowed)}", allowed=exc.allowed
+            ) from None
+        except NoRoute:
+            raise errors.RouteNotFound(f"no route for {http_method} {raw_path}") from None
+        except PathEncodingError as exc:
+            raise errors.BadRequest(str(exc), field=exc.field_path) from None
+        return match.value, match.bindings
+
+    @classmethod
+    def build(
+        cls, backends: Sequence[BackendSource], options: CodecOptions = CodecOptions()
+    ) -> tuple["RouteTable", list[RouteProblem]]:
+        """A table of every usable route, and every problem found on the way.
+
+        A method whose rule is invalid, or a binding that collides with an
+        earlier one, is left out and reported; the rest of the backend still
+        serves.
+        """
+        table = cls(PathMatcher())
+        problems: list[RouteProblem] = []
+        for backend in backends:
+            pool = backend.descriptors.pool
+            for service_name in backend.descriptors.services:
+                owner = table.services.setdefault(service_name, backend.name)
+                if owner != backend.name:
+                    problems.append(
+                        RouteProblem(backend.name, service_name, f"service is also served by backend {owner}; ignored here")
+                    )
+                    continue
+                service = pool.FindServiceByName(service_name)
+                for method in service.methods:
+                    problems.extend(table._add_method(backend, method, options))
+        return table, problems
+
+    def _add_method(self, backend: BackendSource, method: MethodDescriptor, options: CodecOptions) -> list[RouteProblem]:
+        problems: list[RouteProblem] = []
+        try:
+            bindings = bindings_for(method)
+        except RuleError as exc:
+            return [RouteProblem(backend.name, method.full_name, exc.message)]
+        request_class = message_factory.GetMessageClass(method.input_type)
+        response_class = message_factory.GetMessageClass(method.output_type)
+        invoker = MethodInvoker(
+            backend.channel,
+            f"/{method.containing_service.full_name}/{method.name}",
+            response_class,
+            method.client_streaming,
+            method.server_streaming,
+            backend.descriptors.pool,
+        )
+        for binding in bindings:
+            try:
+                route = Route(
+                    backend=backend.name,
+                    method=method,
+                    binding=binding,
+                    request_class=request_class,
+                    request_codec=RequestCodec(method.input_type, binding.body, binding.template.field_paths()),
+                    response_codec=ResponseCodec(
+                        method.output_type,
+                        binding.response_body,
+                        emit_unpopulated=options.emit_unpopulated,
+                        use_proto_names=options.use_proto_names,
+                    ),
+                    invoker=invoker,
+                )
+                self.matcher.add(binding.http_method, binding.template, route)
+            except RouteConflict as exc:
+                other: Route = exc.existing
+                problems.append(
+                    RouteProblem(
+                        backend.name,
+                        method.full_name,
+                        f"{binding.http_method} {binding.template.text} cannot be told apart from "
+                        f"{other.binding.http_method} {other.template} of {other.method.full_name}; ignored",
+                    )
+                )
+                continue
+            except (ValueError, TypeError, KeyError) as exc:
+                # e.g. a path variable, body or response_body naming no field
+                problems.append(RouteProblem(backend.name, method.full_name, f"{binding.http_method} {binding.template.text}: {exc}"))
+                continue
+            self.routes.append(route)
+        return problems
