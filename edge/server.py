@@ -19,6 +19,7 @@ from .admin import build_admin_app
 from .app import GatewayApp
 from .backends import BackendRegistry
 from .config import GatewayConfig
+from .tls import CertificateReloader, apply_to_uvicorn, server_ssl_context
 
 log = logging.getLogger("edge.server")
 
@@ -57,11 +58,19 @@ class GatewayServer:
         self.config = config
         self.registry = BackendRegistry(config)
         self.app = GatewayApp(config, self.registry)
-        self.public = _Server(_uvicorn_config(self.app, host or config.listen.host, config.listen.port if port is None else port))
+        public_config = _uvicorn_config(self.app, host or config.listen.host, config.listen.port if port is None else port)
+        self.tls: CertificateReloader | None = None
+        if config.listen.tls is not None:
+            # New handshakes pick up rotated certificate files; open connections keep theirs.
+            context, self.tls = server_ssl_context(config.listen.tls)
+            apply_to_uvicorn(public_config, context, self.tls)
+        self.public = _Server(public_config)
         self.admin: _Server | None = None
         if config.admin.enabled:
             self.admin = _Server(_uvicorn_config(build_admin_app(self.registry), config.admin.host, config.admin.port))
         self._tasks: list[asyncio.Task] = []
+        self._stopping = asyncio.Event()
+        self._watcher: asyncio.Task | None = None
 
     @property
     def servers(self) -> list[_Server]:
@@ -71,6 +80,8 @@ class GatewayServer:
         report = await self.registry.start()
         for name, message in report.failed.items():
             log.warning("backend %s is not serving yet (will retry): %s", name, message)
+        if self.tls is not None:
+            self._watcher = asyncio.create_task(self.tls.run(self._stopping), name="edge-cert-watch")
         for s in self.servers:
             self._tasks.append(asyncio.create_task(s.serve()))
         while not all(s.started for s in self.servers):
@@ -78,11 +89,19 @@ class GatewayServer:
                 await asyncio.gather(*self._tasks)  # surfaces a bind failure
                 raise RuntimeError("a listener stopped during start-up")
             await asyncio.sleep(0.01)
-        log.info("gateway listening on %s:%d", self.config.listen.host, self.public.port)
+        scheme = "https" if self.tls is not None else "http"
+        log.info("gateway listening on %s://%s:%d", scheme, self.public.config.host, self.public.port)
+
+    def reload(self) -> None:
+        """SIGHUP: re-read descriptors and, when TLS is on, the certificate files."""
+        self.registry.request_reload()
+        if self.tls is not None:
+            self.tls.reload()
 
     def begin_shutdown(self) -> None:
         log.info("stopping: readiness now fails; finishing in-flight requests")
         self.app.draining = True
+        self._stopping.set()
         for s in self.servers:
             s.should_exit = True
 
@@ -90,6 +109,9 @@ class GatewayServer:
         try:
             await asyncio.gather(*self._tasks)
         finally:
+            self._stopping.set()
+            if self._watcher is not None:
+                await self._watcher
             await self.registry.close()
 
     async def stop(self) -> None:
@@ -103,5 +125,5 @@ async def serve(config: GatewayConfig, host: str | None = None, port: int | None
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, server.begin_shutdown)
     loop.add_signal_handler(signal.SIGINT, server.begin_shutdown)
-    loop.add_signal_handler(signal.SIGHUP, server.registry.request_reload)
+    loop.add_signal_handler(signal.SIGHUP, server.reload)
     await server.wait_closed()

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The demo: demo gRPC backends with reflection, the gateway in front, example requests.
 
-Ports: gateway 8080, admin 9901, backends 50051 (override with EDGE_DEMO_PORT,
+Ports: gateway 8443 (HTTPS with a generated development certificate), admin 9901, backends 50051 (override with EDGE_DEMO_PORT,
 EDGE_DEMO_ADMIN_PORT, EDGE_DEMO_BACKEND_PORT). Everything runs on 127.0.0.1.
 """
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".demo"
-PORT = int(os.environ.get("EDGE_DEMO_PORT", "8080"))
+PORT = int(os.environ.get("EDGE_DEMO_PORT", "8443"))
 ADMIN_PORT = int(os.environ.get("EDGE_DEMO_ADMIN_PORT", "9901"))
 BACKEND_PORT = int(os.environ.get("EDGE_DEMO_BACKEND_PORT", "50051"))
 
@@ -35,15 +36,16 @@ def wait_for_port(port: int, proc: subprocess.Popen, what: str, timeout: float =
     raise SystemExit(f"{what} did not open port {port} within {timeout}s")
 
 
-def write_config() -> Path:
-    WORK.mkdir(exist_ok=True)
+def write_config(cert: Path, key: Path) -> Path:
     config = WORK / "edge.yaml"
     config.write_text(
         f"""# Written by scripts/demo.py: the embedded defaults, one demo backend.
 listen:
   host: 127.0.0.1
   port: {PORT}
-  plaintext: true
+  tls:
+    cert_file: {cert}
+    key_file: {key}
 admin:
   port: {ADMIN_PORT}
 backends:
@@ -58,7 +60,11 @@ backends:
 
 def main() -> int:
     bin_dir = Path(sys.executable).parent
-    config = write_config()
+    from edge.devcert import ensure_dev_certificate
+
+    WORK.mkdir(exist_ok=True)
+    cert, key = ensure_dev_certificate(WORK / "tls")
+    config = write_config(cert, key)
     # The demo backends live in protos/ beside their .proto files; they are not installed.
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "protos"), os.environ.get("PYTHONPATH")])))
     backend = subprocess.Popen([sys.executable, "-m", "edgedemo.serve", "--port", str(BACKEND_PORT)], env=env)
@@ -68,23 +74,25 @@ def main() -> int:
         gateway = subprocess.Popen([str(bin_dir / "edge"), "serve", "--config", str(config)])
         procs.append(gateway)
         wait_for_port(PORT, gateway, "gateway")
-        base = f"http://127.0.0.1:{PORT}"
+        base = f"https://localhost:{PORT}"
+        client = httpx.Client(base_url=base, verify=ssl.create_default_context(cafile=str(cert)))
         for _ in range(100):
-            if httpx.get(f"{base}/readyz").status_code == 200:
+            if client.get("/readyz").status_code == 200:
                 break
             time.sleep(0.1)
-        example = f"curl -s {base}/v1/shelves/scifi/books?pageSize=2"
-        reply = httpx.get(f"{base}/v1/shelves/scifi/books", params={"pageSize": 2})
+        curl = f"curl -s --cacert {cert}"
+        example = f"{curl} '{base}/v1/shelves/scifi/books?pageSize=2'"
+        reply = client.get("/v1/shelves/scifi/books", params={"pageSize": 2})
         print(
             f"""
 edge demo is running (config: {config}).
 
 Try:
   {example}
-  curl -s {base}/v1/shelves
-  curl -s -X POST {base}/v1/shelves/scifi/books -H 'content-type: application/json' -d '{{"title": "Dune", "author": "Frank Herbert"}}'
-  curl -s -N {base}/v1/shelves/scifi/books:stream
-  curl -s {base}/v1/shelves/404            # a NOT_FOUND with google.rpc error details
+  {curl} {base}/v1/shelves
+  {curl} -X POST {base}/v1/shelves/scifi/books -H 'content-type: application/json' -d '{{"title": "Dune", "author": "Frank Herbert"}}'
+  {curl} -N {base}/v1/shelves/scifi/books:stream
+  {curl} {base}/v1/shelves/404            # a NOT_FOUND with google.rpc error details
 
 First request, answered by the gRPC backend through the gateway ({reply.status_code}):
   {reply.text}
