@@ -138,11 +138,21 @@ class Transcoding(Section):
         return [v.lower() for v in value]
 
 
+class Lifecycle(Section):
+    """Shutdown on SIGTERM: fail readiness, wait `pre_drain_delay` so load
+    balancers notice, stop accepting, give in-flight requests (streams
+    included) up to `drain_timeout`, then cancel what is left."""
+
+    pre_drain_delay: Duration = Field(5.0, ge=0)
+    drain_timeout: Duration = Field(30.0, gt=0)
+
+
 class GatewayConfig(Section):
     listen: Listen = Field(default_factory=lambda: Listen(plaintext=True))
     admin: Admin = Field(default_factory=Admin)
     backends: list[Backend] = Field(min_length=1)
     transcoding: Transcoding = Field(default_factory=Transcoding)
+    lifecycle: Lifecycle = Field(default_factory=Lifecycle)
 
     @field_validator("backends")
     @classmethod

@@ -1,16 +1,29 @@
-"""Running the gateway: the public listener, the admin listener, and signals.
+"""Running the gateway: the public listener, the admin listener, signals and workers.
 
 uvicorn's own signal handling waits forever on SIGTERM and never flips
-readiness, so the gateway handles signals itself: SIGHUP reloads descriptors,
-SIGTERM/SIGINT drain (readiness fails at once, then the listeners stop and
-in-flight requests get a bounded time to finish).
+readiness, so the gateway handles signals itself:
+
+* SIGHUP re-reads descriptors (and certificate files);
+* SIGTERM fails `/readyz` at once, keeps serving for `lifecycle.pre_drain_delay`
+  so load balancers stop sending, then stops accepting and gives in-flight
+  requests (streams included) `lifecycle.drain_timeout` before cancelling them
+  (which cancels their gRPC calls), then closes channels;
+* SIGINT (Ctrl+C) does the same without the pre-drain delay.
+
+`edge serve --workers N` runs N such processes on one listening socket bound
+by a small supervisor, which forwards signals and replaces a worker that dies.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import os
 import signal
+import socket
+import tempfile
+import time
 from typing import Any, Iterator
 
 import uvicorn
@@ -36,7 +49,7 @@ class _Server(uvicorn.Server):
         return self.servers[0].sockets[0].getsockname()[1]
 
 
-def _uvicorn_config(app: Any, host: str, port: int) -> uvicorn.Config:
+def _uvicorn_config(app: Any, host: str, port: int, drain_timeout: float) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,
@@ -47,30 +60,45 @@ def _uvicorn_config(app: Any, host: str, port: int) -> uvicorn.Config:
         access_log=False,
         log_config=None,
         server_header=False,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=drain_timeout,
     )
 
 
 class GatewayServer:
     """The gateway's listeners and registry, started and stopped as one."""
 
-    def __init__(self, config: GatewayConfig, host: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        sockets: list[socket.socket] | None = None,
+        admin: bool = True,
+    ) -> None:
         self.config = config
         self.registry = BackendRegistry(config)
         self.app = GatewayApp(config, self.registry)
-        public_config = _uvicorn_config(self.app, host or config.listen.host, config.listen.port if port is None else port)
+        drain = config.lifecycle.drain_timeout
+        public_config = _uvicorn_config(
+            self.app, host or config.listen.host, config.listen.port if port is None else port, drain
+        )
         self.tls: CertificateReloader | None = None
         if config.listen.tls is not None:
             # New handshakes pick up rotated certificate files; open connections keep theirs.
             context, self.tls = server_ssl_context(config.listen.tls)
             apply_to_uvicorn(public_config, context, self.tls)
         self.public = _Server(public_config)
+        self._sockets = sockets
         self.admin: _Server | None = None
-        if config.admin.enabled:
-            self.admin = _Server(_uvicorn_config(build_admin_app(self.registry), config.admin.host, config.admin.port))
+        if config.admin.enabled and admin:
+            self.admin = _Server(
+                _uvicorn_config(build_admin_app(self.registry), config.admin.host, config.admin.port, drain)
+            )
         self._tasks: list[asyncio.Task] = []
         self._stopping = asyncio.Event()
         self._watcher: asyncio.Task | None = None
+        self._shutdown: asyncio.Task | None = None
 
     @property
     def servers(self) -> list[_Server]:
@@ -82,8 +110,9 @@ class GatewayServer:
             log.warning("backend %s is not serving yet (will retry): %s", name, message)
         if self.tls is not None:
             self._watcher = asyncio.create_task(self.tls.run(self._stopping), name="edge-cert-watch")
-        for s in self.servers:
-            self._tasks.append(asyncio.create_task(s.serve()))
+        self._tasks.append(asyncio.create_task(self.public.serve(sockets=self._sockets)))
+        if self.admin is not None:
+            self._tasks.append(asyncio.create_task(self.admin.serve()))
         while not all(s.started for s in self.servers):
             if any(t.done() for t in self._tasks):
                 await asyncio.gather(*self._tasks)  # surfaces a bind failure
@@ -98,9 +127,21 @@ class GatewayServer:
         if self.tls is not None:
             self.tls.reload()
 
-    def begin_shutdown(self) -> None:
-        log.info("stopping: readiness now fails; finishing in-flight requests")
+    def begin_shutdown(self, pre_drain_delay: float | None = None) -> None:
+        """Fail readiness now; stop the listeners after the pre-drain delay."""
+        if self._shutdown is not None:  # a second signal skips the remaining delay
+            for s in self.servers:
+                s.should_exit = True
+            return
+        delay = self.config.lifecycle.pre_drain_delay if pre_drain_delay is None else pre_drain_delay
+        log.info("stopping: readiness fails now; listeners close in %.1fs; in-flight requests get %.1fs",
+                 delay, self.config.lifecycle.drain_timeout)
         self.app.draining = True
+        self._shutdown = asyncio.ensure_future(self._close_after(delay))
+
+    async def _close_after(self, delay: float) -> None:
+        if delay > 0:
+            await asyncio.sleep(delay)
         self._stopping.set()
         for s in self.servers:
             s.should_exit = True
@@ -115,15 +156,96 @@ class GatewayServer:
             await self.registry.close()
 
     async def stop(self) -> None:
-        self.begin_shutdown()
+        self.begin_shutdown(pre_drain_delay=0)
         await self.wait_closed()
 
 
-async def serve(config: GatewayConfig, host: str | None = None, port: int | None = None) -> None:
-    server = GatewayServer(config, host, port)
+async def serve(
+    config: GatewayConfig,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    sockets: list[socket.socket] | None = None,
+    admin: bool = True,
+) -> None:
+    server = GatewayServer(config, host, port, sockets=sockets, admin=admin)
     await server.start()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, server.begin_shutdown)
-    loop.add_signal_handler(signal.SIGINT, server.begin_shutdown)
+    loop.add_signal_handler(signal.SIGINT, lambda: server.begin_shutdown(pre_drain_delay=0))
     loop.add_signal_handler(signal.SIGHUP, server.reload)
     await server.wait_closed()
+
+
+# ---- several worker processes on one port ------------------------------------------------
+
+
+def _worker_main(config: GatewayConfig, sock: socket.socket, index: int, log_level: str) -> None:
+    logging.basicConfig(level=log_level.upper(), format=f"%(asctime)s %(levelname)s [worker {index}] %(name)s: %(message)s")
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    # Only worker 0 runs the admin listener; SIGHUP reaches every worker via the supervisor.
+    asyncio.run(serve(config, sockets=[sock], admin=index == 0))
+
+
+def run_workers(config: GatewayConfig, workers: int, host: str | None, port: int | None, log_level: str) -> int:
+    """Bind the public socket once and run `workers` gateway processes on it."""
+    host = host or config.listen.host
+    port = config.listen.port if port is None else port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    # Metrics from all workers are aggregated through files in this directory.
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="edge-metrics-"))
+    ctx = multiprocessing.get_context("spawn")
+    procs: dict[int, multiprocessing.process.BaseProcess] = {}
+
+    def start(index: int) -> None:
+        proc = ctx.Process(target=_worker_main, args=(config, sock, index, log_level), name=f"edge-worker-{index}")
+        proc.start()
+        procs[index] = proc
+
+    for i in range(workers):
+        start(i)
+    log.info("supervisor %d: %d workers on %s:%d", os.getpid(), workers, host, sock.getsockname()[1])
+    stopping = False
+
+    def forward(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            stopping = True
+        for proc in procs.values():
+            if proc.pid is not None and proc.is_alive():
+                os.kill(proc.pid, signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    while True:
+        for index, proc in list(procs.items()):
+            if proc.is_alive():
+                continue
+            _mark_dead(proc.pid)
+            if not stopping:
+                log.error("worker %d (pid %s) exited with %s; starting a new one", index, proc.pid, proc.exitcode)
+                start(index)
+        if stopping and not any(p.is_alive() for p in procs.values()):
+            break
+        time.sleep(0.2)
+    sock.close()
+    return 0
+
+
+def _mark_dead(pid: int | None) -> None:
+    if pid is None or "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return
+    with contextlib.suppress(ImportError):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)

@@ -78,6 +78,7 @@ def test_serve_then_reload_then_sigterm(tmp_path, demo_backend, unused_port):
     config = tmp_path / "edge.yaml"
     config.write_text(
         "listen: {host: 127.0.0.1, port: 0, plaintext: true}\n"
+        "lifecycle: {pre_drain_delay: 0s}\n"
         f"admin: {{port: {admin_port}}}\n"
         f"backends: [{{name: demo, target: '{demo_backend.target}'}}]\n"
     )

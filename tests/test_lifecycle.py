@@ -1,0 +1,160 @@
+"""Shutdown and workers, with `edge serve` as a real subprocess in front of a real backend."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"gateway at {url} never became ready")
+
+
+def _start(tmp_path: Path, target: str, *extra: str, pre_drain: str = "1s", drain: str = "10s") -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    config = tmp_path / "edge.yaml"
+    config.write_text(
+        f"listen: {{host: 127.0.0.1, port: {port}, plaintext: true}}\n"
+        "admin: {enabled: false}\n"
+        f"lifecycle: {{pre_drain_delay: {pre_drain}, drain_timeout: {drain}}}\n"
+        f"transcoding: {{forward_headers: [x-request-id, x-demo-delay-ms]}}\n"
+        f"backends: [{{name: demo, target: '{target}', timeout: 20s}}]\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "serve", "--config", str(config), *extra], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url)
+    except AssertionError:
+        proc.kill()
+        raise AssertionError(proc.communicate()[1])
+    return proc, url
+
+
+def test_sigterm_drains_slow_request_and_stream(tmp_path, demo_backend):
+    proc, url = _start(tmp_path, demo_backend.target, pre_drain="1s")
+    results: dict[str, object] = {}
+
+    def slow() -> None:
+        results["slow"] = httpx.get(f"{url}/v1/shelves/scifi", headers={"x-demo-delay-ms": "2500"}, timeout=30).status_code
+
+    def stream() -> None:
+        with httpx.stream("GET", f"{url}/v1/shelves/scifi/books:stream", params={"delayMs": 500}, timeout=30) as r:
+            results["stream"] = [json.loads(line) for line in r.iter_lines() if line]
+
+    workers = [threading.Thread(target=slow), threading.Thread(target=stream)]
+    try:
+        for w in workers:
+            w.start()
+        assert demo_backend.recorder.wait_for("GetShelf") and demo_backend.recorder.wait_for("StreamBooks")
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        # Readiness fails at once, while the listener still answers during the pre-drain delay.
+        assert httpx.get(f"{url}/readyz", timeout=2).status_code == 503
+        time.sleep(1.5)
+        # After the pre-drain delay the listener is closed: new connections are refused.
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{url}/healthz", timeout=2)
+        for w in workers:
+            w.join(30)
+        assert results["slow"] == 200
+        lines = results["stream"]
+        assert len(lines) == 4 and all("name" in line for line in lines), lines  # the whole shelf, no error line
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_drain_timeout_cancels_outstanding_calls(tmp_path, demo_backend):
+    proc, url = _start(tmp_path, demo_backend.target, pre_drain="0s", drain="1s")
+    done: dict[str, object] = {}
+
+    def slow() -> None:
+        try:
+            done["status"] = httpx.get(f"{url}/v1/shelves/scifi", headers={"x-demo-delay-ms": "15000"}, timeout=30).status_code
+        except httpx.HTTPError as exc:
+            done["error"] = type(exc).__name__
+
+    t = threading.Thread(target=slow)
+    try:
+        t.start()
+        assert demo_backend.recorder.wait_for("GetShelf")
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        assert time.monotonic() - started < 10
+        t.join(10)
+        # The backend saw its call cancelled instead of running to the end.
+        assert demo_backend.recorder.wait_for("GetShelf", finished=True, timeout=5)
+        assert demo_backend.recorder.cancelled["GetShelf"] == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_workers_share_one_port_and_are_replaced(tmp_path, demo_backend):
+    proc, url = _start(tmp_path, demo_backend.target, "--workers", "2", pre_drain="0s")
+    try:
+        children = _children(proc.pid)
+        assert len(children) >= 2
+        with httpx.Client(base_url=url, timeout=10) as c:
+            for _ in range(20):
+                assert c.get("/v1/shelves/scifi").status_code == 200
+        victim = children[0]
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (victim in _children(proc.pid) or len(_children(proc.pid)) < len(children)):
+            time.sleep(0.2)
+        assert victim not in _children(proc.pid) and len(_children(proc.pid)) >= 2
+        _wait_ready(url)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _children(pid: int) -> list[int]:
+    """Worker processes of the supervisor (multiprocessing's resource tracker excluded)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid and b"resource_tracker" not in cmdline:
+            out.append(int(entry.name))
+    return sorted(out)
