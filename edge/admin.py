@@ -4,9 +4,15 @@ FastAPI is used here, off the hot path, where its routing and docs help.
 """
 from __future__ import annotations
 
+import os
+import signal
+
 from fastapi import FastAPI
 
 from .backends import BackendRegistry
+
+
+SUPERVISOR_ENV = "EDGE_SUPERVISOR_PID"
 
 
 def build_admin_app(registry: BackendRegistry) -> FastAPI:
@@ -16,6 +22,9 @@ def build_admin_app(registry: BackendRegistry) -> FastAPI:
     async def reload() -> dict:
         """Re-read every backend's descriptors now and swap the route table."""
         report = await registry.reload()
+        supervisor = os.environ.get(SUPERVISOR_ENV)
+        if supervisor:  # under `--workers N`: the supervisor forwards SIGHUP to every worker
+            os.kill(int(supervisor), signal.SIGHUP)
         return report.as_dict() | {"generation": registry.generation}
 
     @app.get("/admin/routes")

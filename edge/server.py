@@ -28,7 +28,7 @@ from typing import Any, Iterator
 
 import uvicorn
 
-from .admin import build_admin_app
+from .admin import SUPERVISOR_ENV, build_admin_app
 from .app import GatewayApp
 from .backends import BackendRegistry
 from .config import GatewayConfig
@@ -204,6 +204,7 @@ def run_workers(config: GatewayConfig, workers: int, host: str | None, port: int
     sock.set_inheritable(True)
     # Metrics from all workers are aggregated through files in this directory.
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="edge-metrics-"))
+    os.environ[SUPERVISOR_ENV] = str(os.getpid())
     ctx = multiprocessing.get_context("spawn")
     procs: dict[int, multiprocessing.process.BaseProcess] = {}
 
