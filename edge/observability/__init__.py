@@ -1,0 +1,1 @@
+"""What an on-call engineer reads: metrics, the access log, trace context."""
