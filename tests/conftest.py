@@ -3,7 +3,7 @@ import socket
 
 import pytest
 
-pytest_plugins: list[str] = ["tests.support.backends"]
+pytest_plugins: list[str] = ["tests.support.backends", "tests.support.redis"]
 
 
 @pytest.fixture

@@ -1,0 +1,12 @@
+"""Rate limits: policies from the config, evaluated per request against the state store."""
+from .client_ip import client_ip
+from .config import ClaimTiers, HybridConfig, RateLimitConfig, RateLimitPolicy
+from .errors import RateLimited, RateLimitUnavailable
+from .headers import policy_field, rate_limit_headers, state_field
+from .limiter import AppliedPolicy, RateLimitContext, RateLimitDecision, RateLimiter
+
+__all__ = [
+    "AppliedPolicy", "ClaimTiers", "HybridConfig", "RateLimitConfig", "RateLimitContext", "RateLimitDecision",
+    "RateLimitPolicy", "RateLimitUnavailable", "RateLimited", "RateLimiter", "client_ip", "policy_field",
+    "rate_limit_headers", "state_field",
+]

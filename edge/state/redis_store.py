@@ -1,0 +1,151 @@
+"""Redis state store (`redis.asyncio`, standalone or Cluster), shared by a fleet.
+
+Each operation is one EVALSHA of a Lua script from `lua/` (loaded once;
+redis-py reloads it on NOSCRIPT), so it is atomic and costs one round trip.
+Rate limits use the Redis server clock, so every gateway agrees on time.
+See `keys.py` and docs/state.md for the key schema; every key has a TTL.
+
+Calls go through a circuit breaker with a short timeout and no retries: a
+failed call raises `StoreUnavailable` and the engine applies its failure
+mode at once; while the breaker is open calls fail without touching the network.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from importlib import resources
+from typing import Any, Sequence
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from . import algorithms
+from .breaker import CircuitBreaker
+from .config import RedisConfig
+from .errors import StoreUnavailable
+from .keys import idempotency_key, rate_limit_key
+from .store import LimitCheck, LimitResult, Reservation, ReservationState, StoreStats
+
+log = logging.getLogger("edge.state.redis")
+
+_SCRIPTS = ("ratelimit", "idem_reserve", "idem_complete", "idem_release")
+
+
+def _lua(name: str) -> str:
+    return resources.files(__package__).joinpath("lua").joinpath(f"{name}.lua").read_text()
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000 + 0.999))
+
+
+class RedisStore:
+    name = "redis"
+    shared = True
+
+    def __init__(self, config: RedisConfig, *, client: Any = None) -> None:
+        self.config = config
+        self.prefix = config.key_prefix
+        self.rl_tag = config.rate_limit_hash_tag
+        self.stats = StoreStats()
+        self.breaker = CircuitBreaker(f"redis {config.url}", failure_threshold=config.breaker.failure_threshold,
+                                      open_seconds=config.breaker.open_for)
+        self.client = client if client is not None else self._connect(config)
+        self._scripts = {name: self.client.register_script(_lua(name)) for name in _SCRIPTS}
+        # an operation may also wait for a pool connection: bound the whole call, not only the socket
+        self._deadline = config.timeout * 2 + 0.05
+
+    @staticmethod
+    def _connect(config: RedisConfig) -> Any:
+        common: dict[str, Any] = dict(
+            socket_timeout=config.timeout, socket_connect_timeout=config.timeout,
+            retry=Retry(NoBackoff(), 0), decode_responses=False,
+        )
+        if config.cluster:
+            return RedisCluster.from_url(config.url, max_connections=config.max_connections, **common)
+        return aioredis.Redis.from_url(config.url, max_connections=config.max_connections, **common)
+
+    async def start(self) -> None:
+        """Load the scripts now so the first requests need no NOSCRIPT round trip.
+        A Redis that is down at start-up is not fatal: the breaker handles it."""
+        try:
+            for script in self._scripts.values():
+                await asyncio.wait_for(self.client.script_load(script.script), self._deadline * 5)
+        except (RedisError, OSError, asyncio.TimeoutError) as e:
+            log.warning("redis not reachable at start-up (%r); limits and idempotency use their failure modes", e)
+
+    async def ping(self) -> bool:
+        """For readiness checks: one PING, bounded by the timeout, breaker-aware."""
+        try:
+            await self._call("ping", self.client.ping)
+            return True
+        except StoreUnavailable:
+            return False
+
+    async def _call(self, op: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        stats = self.stats
+        if not self.breaker.allow():
+            stats.fast_failures += 1
+            raise StoreUnavailable(f"redis unavailable (circuit open) during {op}")
+        stats.round_trips += 1
+        stats.by_operation[op] = stats.by_operation.get(op, 0) + 1
+        try:
+            async with asyncio.timeout(self._deadline):
+                result = await fn(*args, **kwargs)
+        except (RedisError, OSError, asyncio.TimeoutError) as e:
+            stats.errors += 1
+            self.breaker.record_failure(e)
+            raise StoreUnavailable(f"redis {op} failed: {e!r}") from e
+        except asyncio.CancelledError:
+            self.breaker.record_abandoned()
+            raise
+        self.breaker.record_success()
+        return result
+
+    async def rate_limit(self, checks: Sequence[LimitCheck], now: float | None = None) -> list[LimitResult]:
+        keys: list[str] = []
+        args: list[Any] = ["" if now is None else str(int(now * 1_000_000))]
+        for c in checks:
+            window_us = round(c.window * 1_000_000)
+            unit = algorithms.time_unit_us(c.limit, window_us)
+            keys.append(rate_limit_key(self.prefix, self.rl_tag, c.key))
+            args += ("g" if c.algorithm == "gcra" else "s", c.limit, max(1, window_us // unit), unit,
+                     c.cost, c.max_cost if c.max_cost is not None else c.cost)
+        out = await self._call("rate_limit", self._scripts["ratelimit"], keys=keys, args=args)
+        admitted = out[0] == 1
+        return [LimitResult(admitted, out[i], out[i + 1], out[i + 2] / 1e6, out[i + 3] / 1e6)
+                for i in range(2, 2 + 4 * len(checks), 4)]
+
+    async def reserve(self, key: str, fingerprint: str, lock_ttl: float) -> Reservation:
+        token = secrets.token_hex(8)
+        out = await self._call("reserve", self._scripts["idem_reserve"], keys=[idempotency_key(self.prefix, key)],
+                               args=[fingerprint, token, _ms(lock_ttl)])
+        state = out[0].decode()
+        if state == "new":
+            return Reservation(ReservationState.NEW, token=token)
+        if state == "in_flight":
+            return Reservation(ReservationState.IN_FLIGHT, retry_after=max(0, out[1]) / 1000)
+        if state == "completed":
+            return Reservation(ReservationState.COMPLETED, record=out[1])
+        return Reservation(ReservationState.MISMATCH)
+
+    async def complete(self, key: str, fingerprint: str, record: bytes, retention: float,
+                       token: str | None = None) -> bool:
+        out = await self._call("complete", self._scripts["idem_complete"], keys=[idempotency_key(self.prefix, key)],
+                               args=[fingerprint, token or "", record, _ms(retention)])
+        return out == 1
+
+    async def release(self, key: str, fingerprint: str, token: str | None = None,
+                      keep_fingerprint: float | None = None) -> bool:
+        keep = "" if keep_fingerprint is None else _ms(keep_fingerprint)
+        out = await self._call("release", self._scripts["idem_release"], keys=[idempotency_key(self.prefix, key)],
+                               args=[fingerprint, token or "", keep])
+        return out == 1
+
+    async def close(self) -> None:
+        close = getattr(self.client, "aclose", None) or self.client.close
+        await close()

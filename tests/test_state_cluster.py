@@ -1,0 +1,41 @@
+"""The Redis store on a real three-node Redis Cluster: one request's keys share a
+slot (so one script can touch them all) and idempotency records spread out."""
+from __future__ import annotations
+
+import asyncio
+
+from edge.state.config import RedisConfig
+from edge.state.redis_store import RedisStore
+from edge.state.store import LimitCheck, ReservationState
+
+
+def test_store_on_a_redis_cluster(redis_cluster):
+    store = RedisStore(RedisConfig(url=redis_cluster[0].url, cluster=True, timeout=1.0))
+
+    async def body():
+        try:
+            await store.start()
+            checks = [LimitCheck(f"g:p{i}:5/60000:u=alice", "gcra" if i % 2 else "sliding_window", 5, 60)
+                      for i in range(4)]
+            results = [await store.rate_limit(checks) for _ in range(6)]
+            assert [r[0].allowed for r in results] == [True] * 5 + [False]
+            for i in range(40):
+                key = f"{i:064x}"
+                r = await store.reserve(key, "fp", 30)
+                assert r.state is ReservationState.NEW
+                assert await store.complete(key, "fp", b"resp", 600, r.token)
+                done = await store.reserve(key, "fp", 30)
+                assert (done.state, done.record) == (ReservationState.COMPLETED, b"resp")
+        finally:
+            await store.close()
+    asyncio.run(body())
+
+    per_node = []
+    for node in redis_cluster:
+        with node.client() as c:
+            keys = list(c.scan_iter(match="edge:*"))
+            assert all(c.pttl(k) > 0 for k in keys)
+            per_node.append(keys)
+    rate_keys = [k for keys in per_node for k in keys if b"{rl}" in k]
+    assert len(rate_keys) == 4 and sum(1 for keys in per_node if any(b"{rl}" in k for k in keys)) == 1
+    assert all(sum(1 for k in keys if k.endswith(b":idem")) > 0 for keys in per_node)  # spread over all three
