@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .auth.config import AuthConfig
+from .idempotency.config import IdempotencyConfig
+from .ratelimit.config import RateLimitConfig
+from .state.config import StateConfig
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -148,11 +153,17 @@ class Lifecycle(Section):
 
 
 class GatewayConfig(Section):
+    """The whole file. Feature sections are owned by their packages' config modules."""
+
     listen: Listen = Field(default_factory=lambda: Listen(plaintext=True))
     admin: Admin = Field(default_factory=Admin)
     backends: list[Backend] = Field(min_length=1)
     transcoding: Transcoding = Field(default_factory=Transcoding)
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
+    auth: AuthConfig | None = Field(None, description="token validation and per-route policy; off when absent")
+    rate_limits: RateLimitConfig | None = None
+    idempotency: IdempotencyConfig | None = None
+    store: StateConfig = Field(default_factory=StateConfig, description="where limits and idempotency records live")
 
     @field_validator("backends")
     @classmethod

@@ -10,11 +10,9 @@ import re
 import uuid
 from typing import Any, Awaitable, Callable, Iterable
 
-import grpc
 import orjson
 
 from transcoding import errors
-from transcoding.status import error_body
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -88,17 +86,3 @@ async def send_response(send: Send, status: int, headers: RawHeaders, body: byte
 
 def json_bytes(value: Any) -> bytes:
     return orjson.dumps(value)
-
-
-def error_response_parts(exc: BaseException, request_id: str) -> tuple[int, RawHeaders, bytes]:
-    """Status, headers and body for a client error raised anywhere on the path."""
-    headers: RawHeaders = [(b"content-type", JSON_CONTENT_TYPE)]
-    if isinstance(exc, errors.TranscodeError):
-        if isinstance(exc, errors.MethodNotAllowed):
-            headers.append((b"allow", ", ".join(exc.allowed).encode()))
-        return exc.http_status, headers, json_bytes(exc.to_status_dict())
-    body = error_body(
-        grpc.StatusCode.INTERNAL,
-        f"internal error; quote request id {request_id} when reporting it",
-    )
-    return 500, headers, json_bytes(body)

@@ -108,6 +108,7 @@ class GatewayServer:
         report = await self.registry.start()
         for name, message in report.failed.items():
             log.warning("backend %s is not serving yet (will retry): %s", name, message)
+        await self.app.start()
         if self.tls is not None:
             self._watcher = asyncio.create_task(self.tls.run(self._stopping), name="edge-cert-watch")
         self._tasks.append(asyncio.create_task(self.public.serve(sockets=self._sockets)))
@@ -153,6 +154,7 @@ class GatewayServer:
             self._stopping.set()
             if self._watcher is not None:
                 await self._watcher
+            await self.app.close()
             await self.registry.close()
 
     async def stop(self) -> None:

@@ -1,0 +1,330 @@
+"""One call's way through the offloads to its backend.
+
+`Pipeline.run` is the same for a request that arrived alone and for an item
+of a batch, so both get the same route table, JSON mapping, auth policy,
+limits and errors. In order:
+
+1. route lookup in the live table (the table is fixed for the whole call);
+2. identity: client-supplied identity headers are dropped on every route,
+   then the route's policy decides whether a credential is required
+   (a batch item reuses the batch's principal, and only its policy is checked);
+3. rate limits, all policies in one store round trip (a batch is charged
+   once, for all its items, before any item runs);
+4. the request message from path, body and query;
+5. Idempotency-Key: reserve, or replay, or refuse;
+6. the gRPC call, then the stored outcome for idempotent retries.
+
+What happened on the way is kept in `CallRecord` for the access log and metrics.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from transcoding import errors
+from transcoding.invoker import parse_timeout
+from transcoding.routes import Route
+
+from .backends import BackendRegistry
+from .config import GatewayConfig
+from .errors import error_parts, grpc_code_of
+from .http import RawHeaders, Receive, Send
+from .idempotency import BeginState, IdempotencyEngine, StoredResponse
+from .proxy import CallOutcome, decode_ndjson_requests, decode_request, forward_stream, forward_unary, iterate
+from .ratelimit import RateLimitContext, RateLimiter
+
+if TYPE_CHECKING:
+    from .auth import Authenticator, EffectivePolicy, PolicyResolver, Principal
+
+Bindings = list[tuple[tuple[str, ...], str]]
+
+
+@dataclass
+class Call:
+    """One call to route: a whole HTTP request, or one item of a batch."""
+
+    http_method: str
+    raw_path: str
+    query_string: bytes
+    headers: dict[str, str]
+    body: bytes
+    client_ip: str | None
+    request_id: str
+    # Set for batch items: the batch authenticated once; items only check their route's policy.
+    principal: Principal | None = None
+    preauthenticated: bool = False
+    charged: bool = False  # rate limits already charged (batch)
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: RawHeaders
+    body: bytes
+    grpc_code: int
+
+
+@dataclass
+class CallRecord:
+    """What the access log and metrics report about one call."""
+
+    route: str | None = None
+    grpc_method: str | None = None
+    backend: str | None = None
+    principal: str | None = None
+    auth_decision: str | None = None
+    auth_reason: str | None = None
+    ratelimit: list[dict[str, Any]] = field(default_factory=list)
+    ratelimit_decision: str | None = None
+    idempotency: str | None = None
+    backend_seconds: float = 0.0
+    grpc_code: int | None = None
+    http_status: int | None = None
+    streamed_bytes: int = 0
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        registry: BackendRegistry,
+        *,
+        authenticator: Authenticator | None = None,
+        policies: PolicyResolver | None = None,
+        limiter: RateLimiter | None = None,
+        idempotency: IdempotencyEngine | None = None,
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.authenticator = authenticator
+        self.policies = policies
+        self.limiter = limiter
+        self.idempotency = idempotency
+        stripped = set(authenticator.stripped_header_names) if authenticator else set()
+        # Identity headers never pass from the client, whatever the forward list says.
+        self.forward = tuple(h for h in config.transcoding.forward_headers if h not in stripped and h != "x-request-id")
+        self.stripped = frozenset(stripped)
+        self.response_metadata = config.transcoding.response_metadata
+
+    # ---- the steps --------------------------------------------------------------------
+
+    def lookup(self, call: Call, record: CallRecord) -> tuple[Route, Bindings]:
+        route, bindings = self.registry.table.lookup(call.http_method, call.raw_path)
+        record.route, record.grpc_method, record.backend = route.template, route.full_method, route.backend
+        return route, bindings
+
+    def policy_for(self, route: Route) -> EffectivePolicy | None:
+        if self.policies is None:
+            return None
+        return self.policies.resolve(route.full_method, route.binding.http_method, route.template, route.method)
+
+    async def authenticate(self, call: Call, route: Route, record: CallRecord) -> EffectivePolicy | None:
+        policy = self.policy_for(route)
+        if self.authenticator is None or policy is None:
+            return policy
+        try:
+            if call.preauthenticated:
+                outcome = self.authenticator.authorize(call.principal, policy)
+            else:
+                outcome = await self.authenticator.authenticate(call.headers, policy)
+        except Exception as exc:
+            record.auth_decision, record.auth_reason = "denied", getattr(exc, "reason", None)
+            raise
+        call.principal = outcome.principal
+        record.auth_decision, record.auth_reason = outcome.decision, outcome.reason
+        record.principal = outcome.principal.subject if outcome.principal else None
+        return policy
+
+    async def charge(self, call: Call, route: Route | None, record: CallRecord, cost: int = 1) -> RawHeaders:
+        """Rate limits for this call (or, from the batch endpoint, for a whole batch)."""
+        if self.limiter is None or call.charged:
+            return []
+        principal = call.principal
+        ctx = RateLimitContext(
+            principal_id=principal.subject if principal else None,
+            claims=principal.claims if principal else None,
+            client_ip=call.client_ip,
+            route=route.template if route else call.raw_path,
+            service=route.method.containing_service.full_name if route else "",
+            method=route.full_method if route else "",
+            http_method=call.http_method,
+        )
+        decision = await self.limiter.check(ctx, cost=cost)
+        record.ratelimit_decision = "allowed" if decision.allowed else "limited"
+        record.ratelimit = [
+            {"policy": p.name, "limit": p.quota, "remaining": p.remaining} for p in decision.policies_applied
+        ]
+        error = decision.error()
+        if error is not None:
+            raise error
+        call.charged = True
+        return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in decision.headers()]
+
+    def deadline(self, call: Call, route: Route) -> float:
+        backend = self.registry.backends[route.backend].config
+        return client_deadline(call.headers, backend.timeout, backend.max_timeout)
+
+    def metadata(self, call: Call, policy: EffectivePolicy | None) -> list[tuple[str, str]]:
+        headers = call.headers
+        metadata = [("x-request-id", call.request_id)]
+        metadata.extend((name, headers[name]) for name in self.forward if name in headers)
+        if self.authenticator is not None and call.principal is not None:
+            metadata.extend(self.authenticator.identity_metadata(call.principal))
+            if policy is not None and policy.forward_token and "authorization" in headers:
+                metadata.append(("authorization", headers["authorization"]))
+        return metadata
+
+    # ---- the whole call ---------------------------------------------------------------
+
+    async def run(
+        self,
+        call: Call,
+        record: CallRecord,
+        *,
+        send: Send | None = None,
+        receive: Receive | None = None,
+        extra_headers: RawHeaders = (),
+        stream_cap: int = 1000,
+    ) -> Reply | None:
+        """The reply, or None when a server stream was written straight to `send`."""
+        route, bindings = self.lookup(call, record)
+        policy = await self.authenticate(call, route, record)
+        limit_headers = await self.charge(call, route, record)
+        headers_out = list(extra_headers) + limit_headers
+        query = parse_query(call.query_string)
+        if route.client_streaming:
+            request: Any = iterate(decode_ndjson_requests(route, bindings, query, call.body))
+        else:
+            request = decode_request(route, bindings, query, call.body, call.headers.get("content-type"))
+        timeout = self.deadline(call, route)
+        metadata = self.metadata(call, policy)
+
+        if route.server_streaming:
+            if send is not None and receive is not None:
+                outcome = await forward_stream(
+                    route, request, send, receive, timeout=timeout, metadata=metadata,
+                    response_metadata=self.response_metadata, extra_headers=headers_out,
+                )
+                record.backend_seconds, record.grpc_code, record.http_status = (
+                    outcome.backend_seconds, outcome.grpc_code, outcome.status)
+                return None
+            return await self._collect_stream(route, request, timeout, metadata, headers_out, record, stream_cap)
+
+        begin = None
+        if self.idempotency is not None:
+            begin = await self.idempotency.begin(
+                call.principal.subject if call.principal else None,
+                f"{route.binding.http_method} {route.template}",
+                call.headers.get(self.idempotency.config.header.lower()),
+                call.http_method, call.raw_path, query, call.body, call.headers,
+                grpc_method=route.full_method, deadline=timeout,
+            )
+            record.idempotency = _IDEMPOTENCY_OUTCOME.get(begin.state)
+            if begin.state is BeginState.REPLAY:
+                stored = begin.stored_response
+                replay_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in stored.headers]
+                replay_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in begin.replay_headers()]
+                record.http_status = stored.status
+                return Reply(stored.status, headers_out + replay_headers, stored.body, 0)
+            error = begin.error()
+            if error is not None:
+                raise error
+            metadata.extend(begin.metadata())
+            if not getattr(begin, "active", False):
+                begin = None
+            else:
+                record.idempotency = "new"
+
+        try:
+            outcome = await forward_unary(
+                route, request, timeout=timeout, metadata=metadata, response_metadata=self.response_metadata
+            )
+        except BaseException:
+            if begin is not None:  # cancelled or crashed: the outcome is unknown, let the retry run again
+                await asyncio.shield(begin.abandon(proven_not_sent=False))
+            raise
+        if begin is not None:
+            await self._settle(begin, outcome)
+        record.backend_seconds, record.grpc_code, record.http_status = outcome.backend_seconds, outcome.grpc_code, outcome.status
+        return Reply(outcome.status, headers_out + outcome.headers, outcome.body, outcome.grpc_code)
+
+    async def _settle(self, begin: Any, outcome: CallOutcome) -> None:
+        """Store what the backend answered; for an unknown outcome, free the key for the retry."""
+        if outcome.grpc_code in _UNKNOWN_OUTCOME:
+            # A deadline or a broken connection after sending: the backend may or may not
+            # have acted. Not final: the retry is forwarded again (with the same
+            # idempotency-key metadata, so a deduplicating backend sees one operation).
+            await begin.abandon(proven_not_sent=False)
+            return
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in outcome.headers]
+        await begin.finish(StoredResponse(outcome.status, headers, outcome.body))
+
+    async def _collect_stream(
+        self, route: Route, request: Any, timeout: float, metadata: list[tuple[str, str]],
+        headers_out: RawHeaders, record: CallRecord, cap: int,
+    ) -> Reply:
+        """A server stream as one JSON array (batch items), refused past `cap` messages."""
+        stream = route.invoker.stream(request, timeout=timeout, metadata=metadata)
+        items: list[bytes] = []
+        try:
+            while (message := await stream.next()) is not None:
+                if len(items) >= cap:
+                    raise errors.PayloadTooLarge(f"stream has more than {cap} messages; call it alone to stream it")
+                items.append(route.response_codec.encode_stream_item(message).rstrip(b"\n"))
+        except Exception as exc:
+            from transcoding.invoker import CallError
+            from .proxy import call_error_parts
+
+            if not isinstance(exc, CallError):
+                raise
+            status, headers, body = call_error_parts(exc)
+            record.grpc_code, record.http_status = exc.code.value[0], status
+            return Reply(status, headers_out + headers, body, exc.code.value[0])
+        finally:
+            stream.cancel()
+        record.grpc_code, record.http_status = 0, 200
+        return Reply(200, headers_out + [(b"content-type", b"application/json")], b"[" + b",".join(items) + b"]", 0)
+
+    def error_reply(self, exc: BaseException, call: Call, record: CallRecord) -> Reply:
+        status, headers, body = error_parts(exc, call.request_id)
+        record.http_status, record.grpc_code = status, grpc_code_of(exc)
+        return Reply(status, headers, body, record.grpc_code)
+
+
+_IDEMPOTENCY_OUTCOME = {
+    BeginState.PROCEED: None,
+    BeginState.REPLAY: "replayed",
+    BeginState.CONFLICT_IN_FLIGHT: "conflict",
+    BeginState.MISMATCH: "mismatch",
+}
+# DEADLINE_EXCEEDED, UNAVAILABLE after send, CANCELLED: the backend may have acted.
+_UNKNOWN_OUTCOME = frozenset({1, 4, 14})
+
+
+def parse_query(query_string: bytes) -> list[tuple[str, str]]:
+    from urllib.parse import parse_qsl
+
+    if not query_string:
+        return []
+    try:
+        return parse_qsl(query_string.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise errors.BadRequest("query string is not valid UTF-8 after percent-decoding") from None
+
+
+def client_deadline(headers: dict[str, str], default: float, maximum: float) -> float:
+    """The backend's default deadline, changed by the client's `grpc-timeout` or
+    `X-Request-Timeout`, never past the configured maximum."""
+    for name in ("grpc-timeout", "x-request-timeout"):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            requested = parse_timeout(value)
+        except ValueError as exc:
+            raise errors.BadRequest(f"{name} header: {exc}", field=name) from None
+        if requested <= 0:
+            raise errors.BadRequest(f"{name} header must be positive", field=name)
+        return min(requested, maximum)
+    return default

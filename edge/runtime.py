@@ -1,0 +1,47 @@
+"""Building the offload engines a config asks for, and closing them again.
+
+Each engine is built only when its config section is present, so a gateway
+without `auth:` or `rate_limits:` pays nothing for them per request.
+"""
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+from .backends import BackendRegistry
+from .config import GatewayConfig
+from .pipeline import Pipeline
+
+Closer = Callable[[], Awaitable[None]]
+
+
+async def build_pipeline(config: GatewayConfig, registry: BackendRegistry) -> tuple[Pipeline, list[Closer]]:
+    closers: list[Closer] = []
+    authenticator = policies = limiter = idempotency = None
+    if config.auth is not None:
+        from .auth import Authenticator, PolicyResolver
+
+        authenticator = Authenticator(config.auth)
+        await authenticator.start()
+        closers.append(authenticator.close)
+        policies = PolicyResolver(config.auth)
+    store: Any = None
+    if config.rate_limits is not None or config.idempotency is not None:
+        from .state import build_store
+
+        store = build_store(config.store)
+        start = getattr(store, "start", None)
+        if start is not None:
+            await start()
+        closers.append(store.close)
+    if config.rate_limits is not None and config.rate_limits.enabled:
+        from .ratelimit import RateLimiter
+
+        limiter = RateLimiter(config.rate_limits, store)
+    if config.idempotency is not None and config.idempotency.enabled:
+        from .idempotency import IdempotencyEngine
+
+        idempotency = IdempotencyEngine(config.idempotency, store)
+    pipeline = Pipeline(
+        config, registry, authenticator=authenticator, policies=policies, limiter=limiter, idempotency=idempotency
+    )
+    return pipeline, closers
