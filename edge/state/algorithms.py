@@ -16,10 +16,12 @@ that keeps `limit * window` within 2**50 (exact in a Lua double).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 MAX_CAPACITY = 1 << 50
 
 
+@lru_cache(maxsize=4096)
 def time_unit_us(limit: int, window_us: int) -> int:
     unit = 1
     while limit * (window_us // unit) > MAX_CAPACITY:

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 
-_SAFE = re.compile(r"^[A-Za-z0-9._@/:+=-]{1,128}$")
+_SAFE = re.compile(r"^[A-Za-z0-9._@/:+=*|{} -]{1,128}$")
 
 
+@lru_cache(maxsize=65536)
 def partition(value: str) -> str:
     """A key-safe form of a partition value (principal, IP, route...): readable
     when short and plain, else a digest, so key length stays bounded."""
