@@ -1,0 +1,411 @@
+"""Response compression and request decompression, as pure functions over bytes.
+
+Responses: gzip always, brotli when the optional `brotli` package (>= 1.2) is
+installed (`pip install edge-gateway[brotli]`), chosen from the client's
+Accept-Encoding by RFC 9110 q-values (brotli wins ties). Small bodies,
+already-compressed media types and opted-out routes go out as they are, as
+does any body that compression would not make smaller.
+
+Streams (NDJSON) are compressed too when the client accepts it:
+`StreamCompressor` sync-flushes after every chunk so each line reaches the
+client when it is written, at a cost of a few bytes per line.
+
+Requests: a gzip, deflate (zlib) or br body is inflated incrementally and
+refused (413) as soon as it would exceed the limit, so a compression bomb
+costs at most `limit + 1` bytes of output, never its full expansion.
+"""
+from __future__ import annotations
+
+import re
+import zlib
+from functools import lru_cache
+from typing import Annotated, Any, Iterable, Literal, Sequence
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
+
+from transcoding import errors
+
+try:
+    import brotli
+except ImportError:  # optional extra
+    brotli = None
+
+GZIP = "gzip"
+BR = "br"
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+def brotli_available() -> bool:
+    """brotli >= 1.2: older releases cannot bound decompressed output."""
+    return brotli is not None and hasattr(brotli.Decompressor(), "can_accept_more_data")
+
+
+def _size(value: Any) -> Any:
+    from .config import parse_size  # late: edge.config may import this module
+
+    return parse_size(value)
+
+
+ByteSize = Annotated[int, BeforeValidator(_size)]
+
+DEFAULT_EXCLUDED = (
+    "image/*",  # except image/svg+xml, which is text
+    "video/*",
+    "audio/*",
+    "font/woff",
+    "font/woff2",
+    "application/zip",
+    "application/gzip",
+    "application/x-gzip",
+    "application/x-bzip2",
+    "application/x-xz",
+    "application/zstd",
+    "application/x-7z-compressed",
+    "application/x-rar-compressed",
+    "application/pdf",
+)
+_METHOD_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*/(\*|[A-Za-z_][A-Za-z0-9_]*)$")
+
+
+class CompressionConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    min_size: ByteSize = Field(1024, ge=0, description="smaller response bodies are sent uncompressed")
+    gzip_level: int = Field(6, ge=1, le=9)
+    brotli_quality: int = Field(4, ge=0, le=11, description="11 is far too slow for per-request use")
+    algorithms: list[Literal["br", "gzip"]] | None = Field(
+        None, description="response encodings offered, best first; default: br (if installed) and gzip"
+    )
+    excluded_content_types: list[str] = Field(default_factory=lambda: list(DEFAULT_EXCLUDED))
+    compress_streams: bool = True
+    max_decompressed_bytes: ByteSize | None = Field(
+        None, gt=0, description="limit for inflated request bodies; default: transcoding.max_body_bytes"
+    )
+    opt_out: list[str] = Field(
+        default_factory=list,
+        description="route templates ('/v1/files/{name}') or gRPC methods ('pkg.Service/Method', 'pkg.Service/*')",
+    )
+
+    _templates: frozenset[str] = PrivateAttr(frozenset())
+    _methods: frozenset[str] = PrivateAttr(frozenset())
+    _services: frozenset[str] = PrivateAttr(frozenset())
+    _exact_types: frozenset[str] = PrivateAttr(frozenset())
+    _major_types: frozenset[str] = PrivateAttr(frozenset())
+
+    @field_validator("algorithms")
+    @classmethod
+    def _installed(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and BR in value and not brotli_available():
+            raise ValueError("'br' needs the brotli package (>= 1.2): pip install 'edge-gateway[brotli]'")
+        return value
+
+    @field_validator("excluded_content_types")
+    @classmethod
+    def _media_types(cls, value: list[str]) -> list[str]:
+        out = []
+        for item in value:
+            item = item.strip().lower()
+            if not re.fullmatch(r"[a-z0-9!#$&^_.+-]+/(\*|[a-z0-9!#$&^_.+-]+)", item):
+                raise ValueError(f"{item!r} is not a media type like 'image/*' or 'application/zip'")
+            out.append(item)
+        return out
+
+    @field_validator("opt_out")
+    @classmethod
+    def _opt_out(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not item.startswith("/") and not _METHOD_PATTERN.match(item):
+                raise ValueError(
+                    f"{item!r} is neither a route template (starting with '/') "
+                    "nor a gRPC method like 'pkg.Service/Method' or 'pkg.Service/*'"
+                )
+        return value
+
+    def model_post_init(self, __context: Any) -> None:
+        self._templates = frozenset(i for i in self.opt_out if i.startswith("/"))
+        methods = [i for i in self.opt_out if not i.startswith("/")]
+        self._methods = frozenset(i for i in methods if not i.endswith("/*"))
+        self._services = frozenset(i[:-2] for i in methods if i.endswith("/*"))
+        self._exact_types = frozenset(t for t in self.excluded_content_types if not t.endswith("/*"))
+        self._major_types = frozenset(t[:-2] for t in self.excluded_content_types if t.endswith("/*"))
+
+    def available(self) -> tuple[str, ...]:
+        """Response encodings on offer, in order of preference."""
+        if self.algorithms is not None:
+            return tuple(self.algorithms)
+        return (BR, GZIP) if brotli_available() else (GZIP,)
+
+    def route_opted_out(self, full_method: str | None, template: str | None) -> bool:
+        """True when the route (by template) or its method (exact or `Service/*`) is opted out."""
+        if template is not None and template in self._templates:
+            return True
+        if full_method is not None:
+            if full_method in self._methods:
+                return True
+            service, _, _ = full_method.partition("/")
+            return service in self._services
+        return False
+
+    def compressible(self, content_type: str | None) -> bool:
+        if not content_type:
+            return False
+        mime = content_type.split(";", 1)[0].strip().lower()
+        if mime in self._exact_types:
+            return False
+        if mime == "image/svg+xml":
+            return True
+        return mime.partition("/")[0] not in self._major_types
+
+    def decompression_limit(self, max_body_bytes: int) -> int:
+        return self.max_decompressed_bytes if self.max_decompressed_bytes is not None else max_body_bytes
+
+    def level_for(self, encoding: str) -> int:
+        return self.brotli_quality if encoding == BR else self.gzip_level
+
+
+# --- choosing an encoding ---------------------------------------------------------
+
+_QVALUE = re.compile(r"^(0(\.[0-9]{0,3})?|1(\.0{0,3})?)$")
+_ALIASES = {"x-gzip": GZIP}
+
+
+def _parse_accept_encoding(header: str) -> dict[str, float]:
+    """coding -> q; elements with an invalid q-value are ignored; first mention wins."""
+    weights: dict[str, float] = {}
+    for element in header.split(","):
+        coding, *params = element.split(";")
+        coding = coding.strip().lower()
+        if not coding:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, val = param.partition("=")
+            if name.strip().lower() == "q":
+                val = val.strip()
+                if not _QVALUE.match(val):
+                    q = -1.0
+                    break
+                q = float(val)
+        if q < 0:
+            continue
+        weights.setdefault(_ALIASES.get(coding, coding), q)
+    return weights
+
+
+@lru_cache(maxsize=512)
+def _choose(accept_encoding: str, available: tuple[str, ...]) -> str | None:
+    weights = _parse_accept_encoding(accept_encoding)
+    star = weights.get("*")
+    best, best_q = None, 0.0
+    for coding in available:  # in preference order: strict '>' keeps the preferred one on ties
+        q = weights.get(coding, star if star is not None else 0.0)
+        if q > best_q:
+            best, best_q = coding, q
+    if best is None:
+        return None
+    identity = weights.get("identity", star)
+    if identity is not None and identity > best_q:
+        return None  # the client explicitly prefers no coding
+    return best
+
+
+def choose_encoding(accept_encoding: str | None, available: Sequence[str]) -> str | None:
+    """The response coding to use, or None for identity (RFC 9110 section 12.5.3).
+
+    Codings are weighed by q (`*` covers the unlisted ones, q=0 forbids);
+    among equals the earlier entry of `available` wins. Identity is always
+    acceptable as the fallback; it beats a coding only when the client gives
+    it (explicitly or through `*`) a higher q. No header: no compression."""
+    if not accept_encoding:
+        return None
+    return _choose(accept_encoding, tuple(available))
+
+
+# --- responses ------------------------------------------------------------------------
+
+
+def compress(body: bytes, encoding: str, *, level: int | None = None) -> bytes:
+    if encoding == GZIP:
+        return zlib.compress(body, 6 if level is None else level, wbits=31)
+    if encoding == BR and brotli is not None:
+        return brotli.compress(body, quality=4 if level is None else level)
+    raise ValueError(f"unsupported response encoding {encoding!r}")
+
+
+def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None
+
+
+def add_vary_accept_encoding(headers: RawHeaders) -> None:
+    """Vary: Accept-Encoding, merged into an existing Vary header."""
+    for i, (key, value) in enumerate(headers):
+        if key.lower() == b"vary":
+            tokens = [t.strip().lower() for t in value.split(b",")]
+            if b"*" not in tokens and b"accept-encoding" not in tokens:
+                headers[i] = (key, value + b", Accept-Encoding")
+            return
+    headers.append((b"vary", b"Accept-Encoding"))
+
+
+def set_content_encoding(headers: RawHeaders, encoding: str, length: int | None) -> None:
+    """Content-Encoding set; an existing Content-Length replaced by `length` (dropped if None)."""
+    out = [(k, v) for k, v in headers if k.lower() not in (b"content-encoding", b"content-length")]
+    out.append((b"content-encoding", encoding.encode("ascii")))
+    if length is not None and _header(headers, b"content-length") is not None:
+        out.append((b"content-length", str(length).encode("ascii")))
+    headers[:] = out
+
+
+def compress_response(
+    config: CompressionConfig,
+    accept_encoding: str | None,
+    headers: RawHeaders,
+    body: bytes,
+    *,
+    opted_out: bool = False,
+) -> bytes:
+    """The body to send, compressed when worthwhile; `headers` are updated in place
+    (Content-Encoding, Vary, any Content-Length fixed)."""
+    if not config.enabled or opted_out or _header(headers, b"content-encoding") is not None:
+        return body
+    content_type = _header(headers, b"content-type")
+    if not config.compressible(content_type.decode("latin-1") if content_type else None):
+        return body
+    add_vary_accept_encoding(headers)
+    if len(body) < config.min_size:
+        return body
+    encoding = choose_encoding(accept_encoding, config.available())
+    if encoding is None:
+        return body
+    compressed = compress(body, encoding, level=config.level_for(encoding))
+    if len(compressed) >= len(body):
+        return body
+    set_content_encoding(headers, encoding, len(compressed))
+    return compressed
+
+
+class StreamCompressor:
+    """Compresses a response stream chunk by chunk, flushing each chunk to the wire."""
+
+    def __init__(self, encoding: str, level: int | None = None) -> None:
+        self.encoding = encoding
+        if encoding == GZIP:
+            self._z = zlib.compressobj(6 if level is None else level, zlib.DEFLATED, 31)
+            self._br = None
+        elif encoding == BR and brotli is not None:
+            self._z = None
+            self._br = brotli.Compressor(quality=4 if level is None else level)
+        else:
+            raise ValueError(f"unsupported response encoding {encoding!r}")
+
+    def compress(self, chunk: bytes) -> bytes:
+        if self._z is not None:
+            return self._z.compress(chunk) + self._z.flush(zlib.Z_SYNC_FLUSH)
+        return self._br.process(chunk) + self._br.flush()
+
+    def finish(self) -> bytes:
+        if self._z is not None:
+            return self._z.flush(zlib.Z_FINISH)
+        return self._br.finish()
+
+
+def stream_compressor(
+    config: CompressionConfig,
+    accept_encoding: str | None,
+    headers: RawHeaders,
+    *,
+    opted_out: bool = False,
+) -> StreamCompressor | None:
+    """A compressor for a streamed response (and its headers updated), or None to stream as is."""
+    if not (config.enabled and config.compress_streams) or opted_out:
+        return None
+    if _header(headers, b"content-encoding") is not None:
+        return None
+    content_type = _header(headers, b"content-type")
+    if not config.compressible(content_type.decode("latin-1") if content_type else None):
+        return None
+    add_vary_accept_encoding(headers)
+    encoding = choose_encoding(accept_encoding, config.available())
+    if encoding is None:
+        return None
+    set_content_encoding(headers, encoding, None)
+    return StreamCompressor(encoding, config.level_for(encoding))
+
+
+# --- requests -----------------------------------------------------------------------------
+
+
+def request_encodings() -> tuple[str, ...]:
+    """Content-Encodings accepted on request bodies."""
+    return ("gzip", "x-gzip", "deflate", "br") if brotli_available() else ("gzip", "x-gzip", "deflate")
+
+
+def decompress_request(body: bytes, content_encoding: str | None, limit: int) -> bytes:
+    """The request body decoded per its Content-Encoding, at most `limit` bytes.
+
+    Raises PayloadTooLarge (413) once the output would pass `limit`, having
+    produced at most `limit + 1` bytes; UnsupportedMediaType (415) for a coding
+    the gateway does not take; BadRequest (400) for corrupt or truncated data."""
+    codings = [c.strip().lower() for c in (content_encoding or "").split(",")]
+    codings = [c for c in codings if c and c != "identity"]
+    if not codings:
+        return body
+    if len(codings) > 1:
+        raise errors.UnsupportedMediaType(
+            f"Content-Encoding {content_encoding!r}: only one content coding per request is accepted",
+            field="content-encoding",
+        )
+    coding = codings[0]
+    if coding not in request_encodings():
+        raise errors.UnsupportedMediaType(
+            f"Content-Encoding {coding!r} is not supported; use one of: {', '.join(request_encodings())}",
+            field="content-encoding",
+        )
+    if coding == "br":
+        return _inflate_brotli(body, limit)
+    return _inflate_zlib(body, 31 if coding in ("gzip", "x-gzip") else 15, coding, limit)
+
+
+def _too_large(limit: int) -> errors.PayloadTooLarge:
+    return errors.PayloadTooLarge(f"request body decompresses to more than the limit of {limit} bytes")
+
+
+def _inflate_zlib(body: bytes, wbits: int, coding: str, limit: int) -> bytes:
+    parts: list[bytes] = []
+    total = 0
+    data = body
+    while True:  # a gzip body may hold several members, one after the other
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out = inflater.decompress(data, limit + 1 - total)  # max_length >= 1 here: 0 would mean unbounded
+        except zlib.error as exc:
+            raise errors.BadRequest(f"request body is not valid {coding} data: {exc}", field="content-encoding") from None
+        total += len(out)
+        if total > limit:
+            raise _too_large(limit)
+        parts.append(out)
+        if not inflater.eof:
+            raise errors.BadRequest(f"request body is truncated {coding} data", field="content-encoding")
+        data = inflater.unused_data
+        if not data:
+            break
+        if wbits != 31:
+            raise errors.BadRequest(f"request body has data after the end of the {coding} stream", field="content-encoding")
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _inflate_brotli(body: bytes, limit: int) -> bytes:
+    inflater = brotli.Decompressor()
+    try:
+        out = inflater.process(body, output_buffer_limit=limit + 1)
+    except brotli.error as exc:
+        raise errors.BadRequest(f"request body is not valid br data: {exc}", field="content-encoding") from None
+    if len(out) > limit or not inflater.can_accept_more_data():
+        raise _too_large(limit)
+    if not inflater.is_finished():
+        raise errors.BadRequest("request body is truncated br data", field="content-encoding")
+    return out
