@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import ContextManager, Literal
+from typing import Any, ContextManager, Literal
 
 import grpc
 from prometheus_client import (
@@ -39,9 +39,9 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
     values,
 )
-from prometheus_client import multiprocess
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -108,6 +108,8 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self._route = _BoundedLabel(max_label_values)
         self._method = _BoundedLabel(max_label_values)
+        self._request_children: dict[tuple[Any, ...], tuple[Any, Any, Any, Any]] = {}
+        self._max_cached = 4 * max_label_values
         r = self.registry
         self.requests = Counter(
             "edge_requests_total", "Requests answered, by route template, gRPC method and outcome.",
@@ -171,13 +173,33 @@ class Metrics:
         `method` the gRPC full method (None: no call). With `backend` given,
         `backend_s` also feeds the backend histogram; batch items report their
         calls through `observe_backend` instead."""
+        key = (route, method, http_status, grpc_status, backend)
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children_for(route, method, http_status, grpc_status, backend)
+        count, total, overhead, backend_hist = children
+        count.inc()
+        total.observe(total_s)
+        overhead.observe(max(0.0, total_s - (backend_s or 0.0)))
+        if backend_hist is not None and backend_s is not None:
+            backend_hist.observe(backend_s)
+
+    def _request_children_for(
+        self, route: str | None, method: str | None, http_status: int, grpc_status: Any, backend: str | None
+    ) -> tuple[Any, Any, Any, Any]:
+        """The labelled series of one request shape, looked up once and cached
+        (bounded: the label guard caps routes and methods)."""
         route_label = self._route(route) if route else UNMATCHED
         method_label = self._method(method) if method else NO_METHOD
-        self.requests.labels(route_label, method_label, str(http_status), grpc_status_label(grpc_status)).inc()
-        self.request_duration.labels(route_label).observe(total_s)
-        self.gateway_overhead.labels(route_label).observe(max(0.0, total_s - (backend_s or 0.0)))
-        if backend is not None and backend_s is not None and method:
-            self.backend_duration.labels(backend, method_label).observe(backend_s)
+        children = (
+            self.requests.labels(route_label, method_label, str(http_status), grpc_status_label(grpc_status)),
+            self.request_duration.labels(route_label),
+            self.gateway_overhead.labels(route_label),
+            self.backend_duration.labels(backend, method_label) if backend is not None and method else None,
+        )
+        if len(self._request_children) < self._max_cached:
+            self._request_children[(route, method, http_status, grpc_status, backend)] = children
+        return children
 
     def observe_backend(self, backend: str, method: str, seconds: float) -> None:
         self.backend_duration.labels(backend, self._method(method)).observe(seconds)
