@@ -3,7 +3,7 @@ import socket
 
 import pytest
 
-pytest_plugins: list[str] = ["tests.support.backends", "tests.support.redis"]
+pytest_plugins: list[str] = ["tests.support.backends", "tests.support.redis", "tests.support.auth"]
 
 
 @pytest.fixture

@@ -1,0 +1,277 @@
+"""The `auth` section of the gateway config.
+
+Everything that can be wrong in an auth config is refused at start-up, with the
+offending key named: a typo or a half-configured issuer must never quietly turn
+into an open route or a token nobody can verify.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def _duration(value: Any) -> Any:
+    """Seconds from a number or '250ms' / '10s' / '5m' / '1h' (as in the rest of the config)."""
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if not m:
+            raise ValueError(f"invalid duration {value!r}: use seconds or '250ms', '10s', '5m', '1h'")
+        return float(m.group(1)) * _UNITS[m.group(2)]
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
+
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "ES256K", "EdDSA", "Ed25519", "Ed448"}
+)
+# RFC 7518 section 3.2: an HMAC key at least as long as the hash output.
+_HMAC_MIN_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+
+#: gRPC metadata names the gateway may set (lower-case; no pseudo, grpc- or binary names).
+_METADATA_NAME = re.compile(r"^[0-9a-z_.-]+$")
+_RESERVED_METADATA = frozenset({"authorization", "content-type", "te", "host", "user-agent", "grpc-timeout"})
+
+API_KEY_ISSUER = "edge:api-key"
+"""The `issuer` of principals authenticated by an API key (usable in policy `issuers`)."""
+
+DEFAULT_IDENTITY_METADATA: dict[str, str] = {"x-user-id": "sub", "x-auth-issuer": "iss", "x-auth-scopes": "scope"}
+
+_SERVICE = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+_MATCH = re.compile(
+    rf"^(?:\*|{_SERVICE}\.\*|{_SERVICE}/\*|{_SERVICE}/[A-Za-z_][A-Za-z0-9_]*"
+    r"|(?:GET|PUT|POST|DELETE|PATCH|HEAD|OPTIONS|\*) /\S*)$"
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_endpoint_url(url: str, what: str) -> str:
+    """https only; plain http is accepted for loopback hosts (local IdPs, tests)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{what} must be an http(s) URL, got {url!r}")
+    if parts.scheme == "http":
+        host = parts.hostname
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if not loopback:
+            raise ValueError(f"{what} must use https (plain http only for loopback hosts), got {url!r}")
+    return url
+
+
+class IntrospectionConfig(_Model):
+    """RFC 7662 token introspection for an issuer that hands out opaque tokens."""
+
+    url: str
+    client_id: Annotated[str, Field(min_length=1)]
+    client_secret: SecretStr
+    cache_ttl: Seconds = Field(60.0, description="upper bound; never beyond the token's exp")
+    timeout: Seconds = 5.0
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _check_endpoint_url(v, "introspection.url")
+
+    @field_validator("client_secret")
+    @classmethod
+    def _secret(cls, v: SecretStr) -> SecretStr:
+        if not v.get_secret_value():
+            raise ValueError("introspection.client_secret must not be empty")
+        return v
+
+
+class IssuerConfig(_Model):
+    """One trusted token issuer: where its keys come from and what its tokens must say."""
+
+    issuer: Annotated[str, Field(min_length=1)]
+    audiences: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    algorithms: list[str] = Field(default_factory=list, description="explicit; never 'none'; HMAC and asymmetric never mixed")
+    jwks_url: str | None = None
+    jwks_file: Path | None = None
+    shared_secret: SecretStr | None = Field(None, description="HMAC key, for HS* algorithms only")
+    leeway: Annotated[int, Field(ge=0, le=300)] = 30
+    required_claims: list[str] = Field(default_factory=lambda: ["sub"], description="besides exp, iss and aud, always required")
+    expected_typ: str | None = Field(None, description="e.g. 'at+jwt', so ID tokens are not taken as access tokens")
+    jwks_refresh_interval: Seconds = Field(300.0, description="when the JWKS response has no Cache-Control max-age")
+    jwks_max_age_bounds: tuple[Seconds, Seconds] = Field((60.0, 86400.0), description="clamp for a server-sent max-age")
+    jwks_min_fetch_interval: Seconds = Field(10.0, description="no two fetches closer than this")
+    jwks_negative_cache_ttl: Seconds = Field(60.0, description="how long an unknown kid is not looked for again")
+    jwks_grace_period: Annotated[float, BeforeValidator(_duration), Field(ge=0, le=7 * 86400)] = Field(
+        3600.0, description="how long past expiry the last good key set is served while the endpoint fails"
+    )
+    jwks_fetch_timeout: Seconds = 5.0
+    introspection: IntrospectionConfig | None = None
+
+    @field_validator("jwks_url")
+    @classmethod
+    def _jwks_url(cls, v: str | None) -> str | None:
+        return None if v is None else _check_endpoint_url(v, "jwks_url")
+
+    @field_validator("algorithms")
+    @classmethod
+    def _algorithms(cls, v: list[str]) -> list[str]:
+        for alg in v:
+            if alg.lower() == "none":
+                raise ValueError("algorithm 'none' is never accepted")
+            if alg not in HMAC_ALGORITHMS | ASYMMETRIC_ALGORITHMS:
+                raise ValueError(f"unknown algorithm {alg!r}")
+        if set(v) & HMAC_ALGORITHMS and set(v) & ASYMMETRIC_ALGORITHMS:
+            raise ValueError("algorithms must not mix HMAC (HS*) with asymmetric algorithms")
+        if len(set(v)) != len(v):
+            raise ValueError("algorithms lists an algorithm twice")
+        return v
+
+    @property
+    def is_hmac(self) -> bool:
+        return bool(set(self.algorithms) & HMAC_ALGORITHMS)
+
+    @model_validator(mode="after")
+    def _key_source(self) -> "IssuerConfig":
+        name = f"issuer {self.issuer!r}"
+        if not self.algorithms:
+            if self.introspection is None:
+                raise ValueError(f"{name}: algorithms is empty; list the JWT algorithms it signs with, or configure introspection")
+            if self.jwks_url or self.jwks_file or self.shared_secret:
+                raise ValueError(f"{name}: a key source is configured but algorithms is empty")
+            return self
+        if self.is_hmac:
+            secret = self.shared_secret.get_secret_value().encode() if self.shared_secret else b""
+            if not secret:
+                raise ValueError(f"{name}: HMAC algorithms need a non-empty shared_secret")
+            need = max(_HMAC_MIN_BYTES[a] for a in self.algorithms)
+            if len(secret) < need:
+                raise ValueError(f"{name}: shared_secret must be at least {need} bytes for {', '.join(self.algorithms)}")
+            if self.jwks_url or self.jwks_file:
+                raise ValueError(f"{name}: HMAC issuers take shared_secret, not jwks_url/jwks_file")
+        else:
+            if self.shared_secret is not None:
+                raise ValueError(f"{name}: shared_secret is only for HMAC (HS*) algorithms")
+            if (self.jwks_url is None) == (self.jwks_file is None):
+                raise ValueError(f"{name}: asymmetric algorithms need exactly one of jwks_url or jwks_file")
+        lo, hi = self.jwks_max_age_bounds
+        if lo > hi:
+            raise ValueError(f"{name}: jwks_max_age_bounds must be (low, high)")
+        return self
+
+
+class PolicyFields(_Model):
+    """What a route demands of the caller."""
+
+    auth: Literal["required", "optional", "none"] = "required"
+    scopes_all_of: list[str] = Field(default_factory=list)
+    scopes_any_of: list[str] = Field(default_factory=list)
+    issuers: list[str] = Field(default_factory=list, description="empty: any configured issuer (and API keys)")
+    forward_token: bool = Field(False, description="pass the caller's bearer token on to the backend")
+    allow_proto_none: bool = Field(False, description="let a proto option relax auth to optional/none here")
+
+
+class PolicyRule(PolicyFields):
+    """A policy keyed by `pkg.Service/Method`, `pkg.Service/*`, `pkg.*`, `*`, or an HTTP route `GET /v1/things/{id}`."""
+
+    match: str
+
+    @field_validator("match")
+    @classmethod
+    def _match(cls, v: str) -> str:
+        v = v.strip()
+        if " " not in v:  # gRPC form; accept the wire spelling "/pkg.Service/Method" too
+            v = v.lstrip("/")
+        if not _MATCH.match(v):
+            raise ValueError(
+                f"policy match {v!r} must be 'pkg.Service/Method', 'pkg.Service/*', 'pkg.*', '*' or 'VERB /path/{{template}}'"
+            )
+        return v
+
+
+class ApiKeyEntry(_Model):
+    """An API key, stored only as the hex SHA-256 of the key."""
+
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
+    principal: Annotated[str, Field(min_length=1)]
+    scopes: list[str] = Field(default_factory=list)
+
+    @field_validator("sha256")
+    @classmethod
+    def _lower(cls, v: str) -> str:
+        return v.lower()
+
+
+class AuthConfig(_Model):
+    realm: str = "edge"
+    issuers: list[IssuerConfig] = Field(default_factory=list)
+    max_token_bytes: Annotated[int, Field(ge=512, le=1 << 20)] = 8192
+    cache_ttl: Seconds = Field(300.0, description="validated-token cache; 0 disables it")
+    cache_max_entries: Annotated[int, Field(ge=0)] = 10000
+    identity_metadata: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_IDENTITY_METADATA),
+        description="gRPC metadata name -> claim (dotted path for nested claims); replaces the defaults when given",
+    )
+    api_key_header: str = "x-api-key"
+    api_keys: list[ApiKeyEntry] = Field(default_factory=list)
+    policies: list[PolicyRule] = Field(default_factory=list)
+    default_policy: PolicyFields = Field(default_factory=PolicyFields, description="when no policy matches")
+
+    @field_validator("identity_metadata")
+    @classmethod
+    def _metadata(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, claim in v.items():
+            if not _METADATA_NAME.match(name) or name.startswith("grpc-") or name.endswith("-bin") or name in _RESERVED_METADATA:
+                raise ValueError(
+                    f"identity_metadata name {name!r} must be a lower-case ASCII gRPC metadata name, "
+                    "not reserved, not grpc-* and not *-bin"
+                )
+            if not claim:
+                raise ValueError(f"identity_metadata {name!r} names no claim")
+        return v
+
+    @field_validator("api_key_header")
+    @classmethod
+    def _api_key_header(cls, v: str) -> str:
+        v = v.lower()
+        if not _METADATA_NAME.match(v) or v == "authorization":
+            raise ValueError(f"api_key_header {v!r} must be a lower-case header name other than authorization")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "AuthConfig":
+        names = [i.issuer for i in self.issuers]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"issuers: {sorted(dupes)} configured more than once")
+        if API_KEY_ISSUER in names:
+            raise ValueError(f"issuers: {API_KEY_ISSUER!r} is reserved for API keys")
+        introspecting = [i.issuer for i in self.issuers if i.introspection]
+        if len(introspecting) > 1:
+            # An opaque token names no issuer: sending it to several endpoints would leak it.
+            raise ValueError(f"issuers: only one issuer may use introspection, found {introspecting}")
+        matches = [p.match for p in self.policies]
+        dupes = {m for m in matches if matches.count(m) > 1}
+        if dupes:
+            raise ValueError(f"policies: match {sorted(dupes)} given more than once")
+        known = set(names) | {API_KEY_ISSUER}
+        for p in [*self.policies, self.default_policy]:
+            unknown = set(p.issuers) - known
+            if unknown:
+                where = getattr(p, "match", "default_policy")
+                raise ValueError(f"policies[{where}]: issuers {sorted(unknown)} are not configured")
+        if self.api_key_header in self.identity_metadata:
+            raise ValueError(f"api_key_header {self.api_key_header!r} is also an identity_metadata name")
+        hashes = [k.sha256 for k in self.api_keys]
+        if len(set(hashes)) != len(hashes):
+            raise ValueError("api_keys: the same key hash is listed twice")
+        return self

@@ -1,0 +1,40 @@
+from google.protobuf import descriptor_pb2 as _descriptor_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class AuthMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    AUTH_MODE_UNSPECIFIED: _ClassVar[AuthMode]
+    AUTH_MODE_REQUIRED: _ClassVar[AuthMode]
+    AUTH_MODE_OPTIONAL: _ClassVar[AuthMode]
+    AUTH_MODE_NONE: _ClassVar[AuthMode]
+AUTH_MODE_UNSPECIFIED: AuthMode
+AUTH_MODE_REQUIRED: AuthMode
+AUTH_MODE_OPTIONAL: AuthMode
+AUTH_MODE_NONE: AuthMode
+METHOD_POLICY_FIELD_NUMBER: _ClassVar[int]
+method_policy: _descriptor.FieldDescriptor
+SERVICE_POLICY_FIELD_NUMBER: _ClassVar[int]
+service_policy: _descriptor.FieldDescriptor
+
+class AuthRule(_message.Message):
+    __slots__ = ("mode", "scopes_all_of", "scopes_any_of")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_ALL_OF_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_ANY_OF_FIELD_NUMBER: _ClassVar[int]
+    mode: AuthMode
+    scopes_all_of: _containers.RepeatedScalarFieldContainer[str]
+    scopes_any_of: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, mode: _Optional[_Union[AuthMode, str]] = ..., scopes_all_of: _Optional[_Iterable[str]] = ..., scopes_any_of: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class MethodPolicy(_message.Message):
+    __slots__ = ("auth",)
+    AUTH_FIELD_NUMBER: _ClassVar[int]
+    auth: AuthRule
+    def __init__(self, auth: _Optional[_Union[AuthRule, _Mapping]] = ...) -> None: ...
