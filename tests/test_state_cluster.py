@@ -3,8 +3,12 @@ slot (so one script can touch them all) and idempotency records spread out."""
 from __future__ import annotations
 
 import asyncio
+import time
 
-from edge.state.config import RedisConfig
+import pytest
+
+from edge.state.config import BreakerConfig, RedisConfig
+from edge.state.errors import StoreUnavailable
 from edge.state.redis_store import RedisStore
 from edge.state.store import LimitCheck, ReservationState
 
@@ -39,3 +43,23 @@ def test_store_on_a_redis_cluster(redis_cluster):
     rate_keys = [k for keys in per_node for k in keys if b"{rl}" in k]
     assert len(rate_keys) == 4 and sum(1 for keys in per_node if any(b"{rl}" in k for k in keys)) == 1
     assert all(sum(1 for k in keys if k.endswith(b":idem")) > 0 for keys in per_node)  # spread over all three
+
+
+def test_cluster_outage_fails_fast(redis_cluster):
+    store = RedisStore(RedisConfig(url=redis_cluster[0].url, cluster=True, timeout=0.2,
+                                   breaker=BreakerConfig(failure_threshold=1, open_for=30)))
+
+    async def body():
+        try:
+            await store.rate_limit([LimitCheck("k", "gcra", 5, 60)])
+            for node in redis_cluster:
+                node.kill()
+            start = time.monotonic()
+            for _ in range(10):
+                with pytest.raises(StoreUnavailable):
+                    await store.reserve("k", "fp", 30)
+            assert time.monotonic() - start < 2.0  # one bounded wait, then the breaker answers
+            assert store.breaker.state == "open"
+        finally:
+            await store.close()
+    asyncio.run(body())

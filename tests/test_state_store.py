@@ -56,6 +56,18 @@ def test_gcra_timing_is_exact(state_store):
     run(state_store, body)
 
 
+def test_gcra_survives_a_clock_that_steps_back(state_store):
+    async def body(store):
+        check = LimitCheck("back", "gcra", 2, 60)  # one unit per 30 s
+        assert (await store.rate_limit([check], now=NOW))[0].allowed
+        assert (await store.rate_limit([check], now=NOW - 5))[0].allowed  # clock stepped back 5 s
+        assert not (await store.rate_limit([check], now=NOW))[0].allowed
+        [r] = await store.rate_limit([check], now=NOW + 29)
+        assert not r.allowed  # the debt written "in the past" was not forgiven later
+        assert (await store.rate_limit([check], now=NOW + 30))[0].allowed
+    run(state_store, body)
+
+
 def test_sliding_window_weights_the_previous_window(state_store):
     async def body(store):
         check = LimitCheck("s", "sliding_window", 10, 10)

@@ -65,6 +65,7 @@ def plan(gcra: bool, state: tuple[int, ...] | None, now_us: int, limit: int, win
         if state is not None:
             ts, d = state
             debt = max(0, d - max(0, now - ts) * limit)
+            now = max(now, ts)  # a clock that stepped back must not erase debt later
         avail = max(0, (limit * wu - debt) // wu)
         return Plan(True, limit, wu, unit, now, minc, maxc, avail, debt=debt)
     idx = now // wu

@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from . import algorithms
 from .breaker import CircuitBreaker
@@ -32,6 +32,8 @@ from .store import LimitCheck, LimitResult, Reservation, ReservationState, Store
 
 log = logging.getLogger("edge.state.redis")
 
+# what a store that cannot answer raises: availability problems, never request errors
+_FAILURES = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
 _SCRIPTS = ("ratelimit", "idem_reserve", "idem_complete", "idem_release")
 
 
@@ -75,7 +77,7 @@ class RedisStore:
         try:
             for script in self._scripts.values():
                 await asyncio.wait_for(self.client.script_load(script.script), self._deadline * 5)
-        except (RedisError, OSError, asyncio.TimeoutError) as e:
+        except _FAILURES as e:
             log.warning("redis not reachable at start-up (%r); limits and idempotency use their failure modes", e)
 
     async def ping(self) -> bool:
@@ -96,7 +98,7 @@ class RedisStore:
         try:
             async with asyncio.timeout(self._deadline):
                 result = await fn(*args, **kwargs)
-        except (RedisError, OSError, asyncio.TimeoutError) as e:
+        except _FAILURES as e:
             stats.errors += 1
             self.breaker.record_failure(e)
             raise StoreUnavailable(f"redis {op} failed: {e!r}") from e

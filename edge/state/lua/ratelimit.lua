@@ -36,8 +36,12 @@ for i = 1, n do
     if raw then
       local ts, d = string.match(raw, '^(%d+):(%d+)$')
       if ts then
-        local elapsed = p.now - tonumber(ts)
-        if elapsed < 0 then elapsed = 0 end
+        ts = tonumber(ts)
+        local elapsed = p.now - ts
+        if elapsed < 0 then
+          elapsed = 0
+          p.now = ts  -- a clock that stepped back must not erase debt later
+        end
         debt = tonumber(d) - elapsed * p.limit
         if debt < 0 then debt = 0 end
       end
