@@ -67,7 +67,7 @@ class AppliedPolicy:
     reset_seconds: int   # seconds (rounded up)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class RateLimitDecision:
     allowed: bool
     policies_applied: list[AppliedPolicy]
