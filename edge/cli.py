@@ -65,6 +65,31 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from .openapi import build_from_config
+
+    config = _load(args.config)
+    logging.basicConfig(level=logging.ERROR)
+    document, report = asyncio.run(build_from_config(config))
+    for p in report.problems:
+        print(f"warning: {p}", file=sys.stderr)
+    if document is None:
+        for name, message in report.failed.items():
+            print(f"problem: backend {name}: {message}", file=sys.stderr)
+        print("no OpenAPI document written: every backend's descriptors must load", file=sys.stderr)
+        return 1
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        args.output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_reload(args: argparse.Namespace) -> int:
     import httpx
 
@@ -94,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check", help="validate a config and the descriptors it leads to")
     p.add_argument("--config", required=True, type=Path)
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("openapi", help="write the OpenAPI 3.1 document of the routes the config leads to")
+    p.add_argument("--config", required=True, type=Path)
+    p.add_argument("--output", type=Path, help="file to write (default: stdout)")
+    p.set_defaults(func=cmd_openapi)
 
     p = sub.add_parser("reload", help="ask a running gateway (admin listener) to re-read descriptors")
     p.add_argument("--config", required=True, type=Path)
