@@ -21,10 +21,12 @@ Mapping choices (grpc-gateway's protoc-gen-openapiv2 is the reference):
   (``/v1/shelves/{shelf}/books/{book}``, grpc-gateway's
   ``expand_slashed_path_patterns``): every parameter is then one segment, which
   generated clients percent-encode safely.
-* Operations whose path shape matches an existing path item (same segments,
-  other parameter names, a free method slot) join it, their parameters
-  renamed positionally, since OpenAPI forbids two templated paths that differ
-  only in parameter names.
+* An operation whose template has the same segments and variable patterns as
+  an existing path item's (``/v1/users/{user_id}``, ``/v1/users/{user.user_id}``)
+  joins it when its method slot is free, its parameters renamed positionally
+  (``x-edge-field`` keeps the field), since OpenAPI forbids templated paths
+  that differ only in parameter names. Each operation names its gRPC method
+  and original template in ``x-edge-grpc-method`` / ``x-edge-template``.
 * Custom verbs stay in the path (``/v1/{name}:move``). Custom HTTP methods
   OpenAPI 3.1 has no slot for (anything but head/options/trace) are listed in
   the top-level ``x-edge-skipped``.
@@ -38,8 +40,8 @@ Mapping choices (grpc-gateway's protoc-gen-openapiv2 is the reference):
   clients choke on number-or-string unions); descriptions say NaN and
   Infinity arrive as strings.
 * Comments come from `source_code_info`, which only descriptor-set files
-  built with ``--include_source_info`` carry (server reflection from grpcio
-  and protoc-gen-go servers strips it): pass the loaded files as `files`.
+  built with ``--include_source_info`` carry (grpcio's server reflection
+  serves descriptors without it): pass the loaded files as `files`.
 """
 from __future__ import annotations
 
