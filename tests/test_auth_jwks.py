@@ -6,7 +6,7 @@ import json
 import secrets
 from typing import Any
 
-from edge.auth import AuthConfig, AuthError, Authenticator, EffectivePolicy
+from edge.auth import AuthConfig, Authenticator, AuthError, EffectivePolicy
 from tests.support.auth import AuthKeys, IdpServer, bearer, issuer_config, mint, run
 
 REQUIRED = EffectivePolicy()

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from edge.auth import AuthConfig, AuthError, Authenticator, EffectivePolicy
+from edge.auth import AuthConfig, Authenticator, AuthError, EffectivePolicy
 from tests.support.auth import (
     AUDIENCE,
     ISSUER,
@@ -153,7 +153,7 @@ def test_expired_and_not_yet_valid(cfg, auth_keys):
 def test_leeway_edges(cfg, auth_keys):
     """Leeway 5s on a frozen clock: exp may be up to 5s past (exclusive), nbf up to 5s ahead."""
     now = 1_900_000_000
-    clock = lambda: float(now)  # noqa: E731
+    clock = lambda: float(now)
     inside_exp = mint(auth_keys.rsa, iat=now - 100, exp=now - 4)
     outside_exp = mint(auth_keys.rsa, iat=now - 100, exp=now - 5)
     inside_nbf = mint(auth_keys.rsa, iat=now, nbf=now + 5, exp=now + 100)

@@ -14,7 +14,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -100,7 +100,7 @@ class Authenticator:
         if self._own_client and self._client is not None:
             await self._client.aclose()
 
-    async def __aenter__(self) -> "Authenticator":
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

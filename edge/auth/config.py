@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -141,7 +149,7 @@ class IssuerConfig(_Model):
         return bool(set(self.algorithms) & HMAC_ALGORITHMS)
 
     @model_validator(mode="after")
-    def _key_source(self) -> "IssuerConfig":
+    def _key_source(self) -> IssuerConfig:
         name = f"issuer {self.issuer!r}"
         if not self.algorithms:
             if self.introspection is None:
@@ -248,7 +256,7 @@ class AuthConfig(_Model):
         return v
 
     @model_validator(mode="after")
-    def _consistent(self) -> "AuthConfig":
+    def _consistent(self) -> AuthConfig:
         names = [i.issuer for i in self.issuers]
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:

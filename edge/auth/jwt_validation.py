@@ -15,7 +15,13 @@ from typing import Any
 
 import httpx
 from joserfc import jwt
-from joserfc.errors import BadSignatureError, ClaimError, ExpiredTokenError, JoseError, MissingClaimError
+from joserfc.errors import (
+    BadSignatureError,
+    ClaimError,
+    ExpiredTokenError,
+    JoseError,
+    MissingClaimError,
+)
 from joserfc.jwk import Key, OctKey
 from joserfc.jws import JWSRegistry
 

@@ -54,7 +54,7 @@ class EffectivePolicy:
     source: str = "default"
 
     @classmethod
-    def from_fields(cls, fields: PolicyFields, source: str) -> "EffectivePolicy":
+    def from_fields(cls, fields: PolicyFields, source: str) -> EffectivePolicy:
         return cls(
             auth=fields.auth,
             scopes_all_of=frozenset(fields.scopes_all_of),
@@ -202,9 +202,7 @@ class PolicyResolver:
         if proto.scopes_all_of or proto.scopes_any_of:
             mode = "required" if _STRENGTH[mode] < _STRENGTH["required"] else mode
         if proto.mode is not None and proto.mode != mode:
-            if _STRENGTH[proto.mode] > _STRENGTH[mode]:
-                mode = proto.mode
-            elif rule.allow_proto_none:
+            if _STRENGTH[proto.mode] > _STRENGTH[mode] or rule.allow_proto_none:
                 mode = proto.mode
             elif method not in self._warned:
                 self._warned.add(method)

@@ -116,7 +116,7 @@ def typ_matches(actual: str | None, expected: str) -> bool:
 
     def norm(v: str) -> str:
         v = v.lower()
-        return v[len("application/"):] if v.startswith("application/") else v
+        return v.removeprefix("application/")
 
     return norm(actual) == norm(expected)
 

@@ -132,7 +132,7 @@ class IdpServer:
         with self._lock:
             self.jwks = jwks
 
-    def start(self) -> "IdpServer":
+    def start(self) -> IdpServer:
         self._thread.start()
         return self
 
