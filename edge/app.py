@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .backends import BackendRegistry
+from .batch import BatchEndpoint
 from .config import GatewayConfig
 from .errors import EXPECTED
 from .http import (
@@ -44,6 +45,7 @@ class GatewayApp:
         self.draining = False
         self._closers: list[Any] = []
         self._client_ip = _client_ip_resolver(config)
+        self.batch = BatchEndpoint(config.batch) if config.batch is not None else None
 
     async def start(self) -> None:
         self.pipeline, self._closers = await build_pipeline(self.config, self.registry)
@@ -89,6 +91,9 @@ class GatewayApp:
             return await self._ready(send, id_header)
         pipeline = self.pipeline
         assert pipeline is not None, "GatewayApp.start() was not called"
+        if self.batch is not None and path == self.batch.path:  # before any route: the batch runs its items through the pipeline
+            await self.batch.handle(pipeline, scope, receive, send, headers, request_id, self._client_ip(scope, headers))
+            return
         call = Call(
             http_method=scope["method"],
             raw_path=_raw_path(scope),

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .auth.config import AuthConfig
+from .batch_config import BatchConfig
 from .idempotency.config import IdempotencyConfig
 from .ratelimit.config import RateLimitConfig
 from .state.config import StateConfig
@@ -164,6 +165,7 @@ class GatewayConfig(Section):
     rate_limits: RateLimitConfig | None = None
     idempotency: IdempotencyConfig | None = None
     store: StateConfig = Field(default_factory=StateConfig, description="where limits and idempotency records live")
+    batch: BatchConfig | None = Field(default_factory=BatchConfig, description="the batch endpoint; null turns it off")
 
     @field_validator("backends")
     @classmethod

@@ -1,0 +1,632 @@
+"""The batch endpoint: many calls in one HTTP request, run as parallel gRPC calls.
+
+A mobile screen that needs seven calls pays one round trip instead of seven.
+Each item becomes a `pipeline.Call` and goes through `Pipeline.run`, so it gets
+exactly the route, JSON mapping, policy check, errors and idempotency it would
+get alone. What the batch adds on top:
+
+* authentication once, for the batch (items cannot carry credentials);
+* the rate-limit charge once, one unit per item, before any item runs, so a
+  batch never half-runs for lack of budget;
+* an `Idempotency-Key` on the batch makes the whole answer replayable;
+* a dependency graph (`dependsOn`, and references between results) run with
+  bounded parallelism, per batch and per backend;
+* one deadline for the whole batch, and cancellation of outstanding calls
+  when it passes or the client goes away.
+
+Request and answer (the README's "Batch" section is the user documentation):
+
+    {"requests": [{"id": "shelf", "method": "POST", "url": "/v1/shelves", "body": {"theme": "x"}},
+                  {"id": "book", "method": "POST", "url": "/v1/{{shelf.body.name}}/books",
+                   "body": {"title": "Dune"}}]}
+    -> {"responses": [{"id": "shelf", "status": 200, "headers": {...}, "body": {...}}, ...]}
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import graphlib
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+from urllib.parse import quote, unquote
+
+import grpc
+import orjson
+
+from transcoding import errors
+
+from .auth import AuthError, EffectivePolicy
+from .batch_config import BatchConfig
+from .http import JSON_CONTENT_TYPE, ClientDisconnected, RawHeaders, Receive, Scope, Send, json_bytes, read_body, send_response
+from .idempotency import BeginState, StoredResponse
+from .pipeline import Call, CallRecord, Pipeline, Reply, client_deadline
+
+__all__ = ["BatchConfig", "BatchEndpoint", "BatchResult", "ItemResult", "FailedDependency", "BatchDeadlineExceeded"]
+
+log = logging.getLogger("edge.batch")
+
+ITEM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_METHOD = re.compile(r"^[A-Za-z]{1,16}$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
+# Anything in double braces is looked at; it is a reference when it reads {{<id>.body[.<segment>...]}}.
+_BRACES = re.compile(r"\{\{(.*?)\}\}")
+_REFERENCE = re.compile(r"^([A-Za-z0-9_-]{1,64})\.body((?:\.[^.{}]+)*)$")
+_ITEM_KEYS = frozenset({"id", "method", "url", "headers", "body", "dependsOn"})
+# The gateway's own endpoints: never items, whatever the route table says.
+_OWN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/metrics"})
+# Client trace context carries over to items that do not set their own.
+_INHERITED_HEADERS = ("traceparent", "tracestate")
+_URL_SAFE = "/:@!$&'()*+,;=%-._~?"  # already-valid URL characters stay as written; the rest is percent-encoded
+
+
+class FailedDependency(errors.TranscodeError):
+    """An item not sent because an item it depends on did not succeed."""
+
+    http_status = 424
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class BatchDeadlineExceeded(errors.TranscodeError):
+    http_status = 504
+    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+_ABSENT: Any = object()
+
+
+@dataclass
+class Reference:
+    """`{{<item>.body.<path>}}`: `path` is the field names and list indices after `body`."""
+
+    text: str
+    item: str
+    path: tuple[str, ...]
+
+
+@dataclass
+class Item:
+    """One validated entry of `requests`."""
+
+    id: str
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: Any  # a JSON value, or _ABSENT
+    depends_on: tuple[str, ...]  # dependsOn plus the items its references name
+    has_references: bool
+
+
+@dataclass
+class ItemResult:
+    """What the access log needs about one item (the lead logs one line per item)."""
+
+    id: str
+    request_id: str
+    record: CallRecord
+    reply: Reply | None = None
+    value: Any = _ABSENT  # the body as a JSON value, for references and the answer
+
+    @property
+    def succeeded(self) -> bool:
+        return self.reply is not None and 200 <= self.reply.status < 300
+
+
+@dataclass
+class BatchResult:
+    """The batch's own record and one `ItemResult` per item, in request order."""
+
+    request_id: str
+    record: CallRecord
+    items: list[ItemResult] = field(default_factory=list)
+    disconnected: bool = False
+
+
+class BatchEndpoint:
+    """`POST <batch.path>`. One per process: the per-backend caps are shared by all its batches."""
+
+    def __init__(self, config: BatchConfig) -> None:
+        self.config = config
+        self.path = config.path
+        self._backend_slots: dict[str, asyncio.Semaphore] = {}
+
+    async def handle(
+        self,
+        pipeline: Pipeline,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[str, str],
+        request_id: str,
+        client_ip: str | None,
+    ) -> BatchResult:
+        """Serve one batch request; nothing is sent when the client went away."""
+        call = Call("POST", self.path, scope.get("query_string", b""), headers, b"", client_ip, request_id)
+        result = BatchResult(request_id, CallRecord(route=self.path))
+        try:
+            if scope["method"] != "POST":
+                raise errors.MethodNotAllowed(f"{scope['method']} is not allowed on the batch endpoint {self.path}; use POST", ["POST"])
+            reply = await self._serve(pipeline, call, result, receive)
+        except ClientDisconnected:
+            reply = None
+        except Exception as exc:
+            reply = pipeline.error_reply(exc, call, result.record)
+        if reply is None:
+            result.disconnected = True
+            return result
+        result.record.http_status = reply.status
+        reply.headers.append((b"x-request-id", request_id.encode("latin-1")))
+        await send_response(send, reply.status, reply.headers, reply.body)
+        return result
+
+    # ---- the batch ------------------------------------------------------------------------
+
+    async def _serve(self, pipeline: Pipeline, call: Call, result: BatchResult, receive: Receive) -> Reply | None:
+        record = result.record
+        await self._authenticate(pipeline, call, record)
+        content_type = call.headers.get("content-type")
+        if content_type is not None and not _is_json(content_type):
+            raise errors.UnsupportedMediaType(f"a batch is a JSON document; Content-Type {content_type!r} is not JSON")
+        call.body = await read_body(receive, call.headers, self.config.max_body_bytes)
+        items = parse_batch(call.body, self.config)
+        timeout = client_deadline(call.headers, self.config.max_timeout, self.config.max_timeout)
+        headers_out: RawHeaders = [(b"content-type", JSON_CONTENT_TYPE)]
+        headers_out += await pipeline.charge(call, None, record, cost=len(items))
+
+        begin = None
+        engine = pipeline.idempotency
+        if engine is not None:
+            begin = await engine.begin(
+                call.principal.subject if call.principal else None,
+                f"POST {self.path}",
+                call.headers.get(engine.config.header.lower()),
+                "POST", self.path, [], call.body, call.headers,
+                deadline=timeout,
+            )
+            if begin.state is BeginState.REPLAY:
+                record.idempotency = "replayed"
+                stored = begin.stored_response
+                replayed = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in begin.replay_headers()]
+                headers = [h for h in headers_out if h[0] != b"content-type"] + replayed
+                return Reply(stored.status, headers, stored.body, 0)
+            error = begin.error()
+            if error is not None:
+                record.idempotency = "conflict" if begin.state is BeginState.CONFLICT_IN_FLIGHT else "mismatch"
+                raise error
+            if not begin.active:
+                begin = None
+            else:
+                record.idempotency = "new"
+
+        try:
+            finished = await self._run(pipeline, call, items, result, receive, timeout)
+        except BaseException:
+            if begin is not None:
+                await asyncio.shield(begin.abandon(proven_not_sent=False))
+            raise
+        if not finished:  # the client went away: nobody reads the answer, a retry runs again
+            if begin is not None:
+                await asyncio.shield(begin.abandon(proven_not_sent=False))
+            return None
+        body = json_bytes({"responses": [_answer(r) for r in result.items]})
+        if begin is not None:
+            # Final even when some items timed out: replaying beats running the successful ones twice.
+            await begin.finish(StoredResponse(200, [("content-type", "application/json")], body))
+        record.grpc_code = 0
+        return Reply(200, headers_out, body, 0)
+
+    async def _authenticate(self, pipeline: Pipeline, call: Call, record: CallRecord) -> None:
+        """Once for the batch; the items reuse the principal and check only their routes' policies."""
+        if pipeline.authenticator is None:
+            return
+        policy = EffectivePolicy(auth=self.config.auth, source="batch")
+        try:
+            outcome = await pipeline.authenticator.authenticate(call.headers, policy)
+        except AuthError as exc:
+            record.auth_decision, record.auth_reason = "denied", exc.reason
+            raise
+        call.principal = outcome.principal
+        record.auth_decision, record.auth_reason = outcome.decision, outcome.reason
+        record.principal = outcome.principal.subject if outcome.principal else None
+
+    async def _run(
+        self, pipeline: Pipeline, call: Call, items: list[Item], result: BatchResult, receive: Receive, timeout: float
+    ) -> bool:
+        """Run every item within the deadline; False when the client disconnected."""
+        results = {item.id: ItemResult(item.id, f"{call.request_id}/{item.id}", CallRecord()) for item in items}
+        result.items = [results[item.id] for item in items]
+        done = {item.id: asyncio.Event() for item in items}
+        slots = asyncio.Semaphore(self.config.max_concurrency)
+        tasks = {
+            asyncio.create_task(self._run_item(pipeline, call, item, results, done, slots), name=f"batch-item-{item.id}"): item
+            for item in items
+        }
+        watcher = asyncio.create_task(_disconnected(receive))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        pending = set(tasks)
+        try:
+            while pending:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                finished, _ = await asyncio.wait(pending | {watcher}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+                if watcher in finished:
+                    return False
+                pending -= finished
+        finally:
+            watcher.cancel()
+            for task in pending:
+                task.cancel()  # cancels the grpc.aio call the task is awaiting: the backend sees CANCELLED
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        for task, item in tasks.items():
+            if task in pending or task.cancelled():
+                late = results[item.id]
+                exc = BatchDeadlineExceeded(f"the batch deadline of {timeout:g}s passed before item {item.id!r} finished")
+                late.reply = pipeline.error_reply(exc, _placeholder_call(call, item), late.record)
+                late.value = _json_value(late.reply)
+            elif task.exception() is not None:  # _run_item answers every Exception; this is a bug
+                raise task.exception()  # type: ignore[misc]
+        return True
+
+    async def _run_item(
+        self,
+        pipeline: Pipeline,
+        batch: Call,
+        item: Item,
+        results: dict[str, ItemResult],
+        done: dict[str, asyncio.Event],
+        slots: asyncio.Semaphore,
+    ) -> None:
+        for dep in item.depends_on:
+            await done[dep].wait()
+        mine = results[item.id]
+        call = _placeholder_call(batch, item)
+        try:
+            failed = [d for d in item.depends_on if not results[d].succeeded]
+            if failed:
+                statuses = ", ".join(f"{d!r} answered {results[d].reply.status}" for d in failed)  # type: ignore[union-attr]
+                raise FailedDependency(f"item {item.id!r} was not sent: its dependency {statuses}")
+            url, body = item.url, item.body
+            if item.has_references:
+                url = _substitute_url(url, results)
+                if body is not _ABSENT:
+                    body = _substitute(body, results, "body")
+            _fill_call(call, url, body, item, self.path, _credential_headers(pipeline))
+            async with slots:
+                backend = _backend_of(pipeline, call)
+                async with self._backend_slot(backend) if backend is not None else contextlib.nullcontext():
+                    reply = await pipeline.run(call, mine.record, stream_cap=self.config.stream_max_messages)
+            assert reply is not None  # no `send`: streams are collected into one reply
+        except Exception as exc:
+            reply = pipeline.error_reply(exc, call, mine.record)
+        if item.method == "HEAD":
+            reply.body = b""  # as alone: a HEAD answer has no body
+        mine.reply, mine.value = reply, _json_value(reply)
+        done[item.id].set()
+
+    def _backend_slot(self, backend: str) -> asyncio.Semaphore:
+        slot = self._backend_slots.get(backend)
+        if slot is None:
+            slot = self._backend_slots[backend] = asyncio.Semaphore(self.config.max_concurrency_per_backend)
+        return slot
+
+
+# ---- parsing and validating the batch document -----------------------------------------------
+
+
+def parse_batch(body: bytes, config: BatchConfig) -> list[Item]:
+    """The validated items, in request order; any structural problem is a 400 for the whole batch."""
+    if not body.strip():
+        raise errors.BadRequest('the batch body is empty; send {"requests": [...]}')
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise errors.BadRequest(f"the batch body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict) or "requests" not in document:
+        raise errors.BadRequest('the batch body must be a JSON object {"requests": [...]}')
+    unknown = sorted(set(document) - {"requests"})
+    if unknown:
+        raise errors.BadRequest(f"unknown key(s) in the batch body: {', '.join(unknown)}", field=unknown[0])
+    raw_items = document["requests"]
+    if not isinstance(raw_items, list):
+        raise errors.BadRequest("requests must be an array", field="requests")
+    if not raw_items:
+        raise errors.BadRequest("requests is empty: a batch needs at least one item", field="requests")
+    if len(raw_items) > config.max_items:
+        raise errors.BadRequest(
+            f"the batch has {len(raw_items)} requests; at most {config.max_items} are allowed", field="requests"
+        )
+    items = [_parse_item(i, raw) for i, raw in enumerate(raw_items)]
+    _check_graph(items)
+    return items
+
+
+def _parse_item(index: int, raw: Any) -> Item:
+    where = f"requests[{index}]"
+    if not isinstance(raw, dict):
+        raise errors.BadRequest(f"{where} must be an object with id, method and url", field=where)
+    unknown = sorted(set(raw) - _ITEM_KEYS)
+    if unknown:
+        raise errors.BadRequest(
+            f"{where}: unknown key(s) {', '.join(unknown)}; an item has {', '.join(sorted(_ITEM_KEYS))}",
+            field=f"{where}.{unknown[0]}",
+        )
+    item_id = raw.get("id")
+    if not isinstance(item_id, str) or not ITEM_ID.match(item_id):
+        raise errors.BadRequest(
+            f"{where}.id must be a string of 1-64 letters, digits, '_' or '-', got {item_id!r}", field=f"{where}.id"
+        )
+    method = raw.get("method", "GET")
+    if not isinstance(method, str) or not _METHOD.match(method):
+        raise errors.BadRequest(f"{where}.method must be an HTTP method such as GET or POST", field=f"{where}.method")
+    url = raw.get("url")
+    if not isinstance(url, str) or not url.startswith("/") or url.startswith("//"):
+        raise errors.BadRequest(
+            f"{where}.url must be a path on this gateway starting with '/', such as /v1/shelves?pageSize=10",
+            field=f"{where}.url",
+        )
+    if "#" in url:
+        raise errors.BadRequest(f"{where}.url must not carry a fragment ('#')", field=f"{where}.url")
+    headers_raw = raw.get("headers", {})
+    if not isinstance(headers_raw, dict):
+        raise errors.BadRequest(f"{where}.headers must be an object of name -> string", field=f"{where}.headers")
+    headers: dict[str, str] = {}
+    for name, value in headers_raw.items():
+        if not _HEADER_NAME.match(name):
+            raise errors.BadRequest(f"{where}.headers: {name!r} is not a valid header name", field=f"{where}.headers")
+        if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+            raise errors.BadRequest(
+                f"{where}.headers.{name} must be a single-line string", field=f"{where}.headers.{name}"
+            )
+        headers[name.lower()] = value
+    depends = raw.get("dependsOn", [])
+    if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
+        raise errors.BadRequest(f"{where}.dependsOn must be an array of item ids", field=f"{where}.dependsOn")
+    body = raw.get("body", _ABSENT)
+    if body is None:
+        body = _ABSENT
+    references = list(_references(url, f"{where}.url"))
+    if body is not _ABSENT:
+        references += _body_references(body, f"{where}.body")
+    implied = [r.item for r in references]
+    return Item(
+        id=item_id,
+        method=method.upper(),
+        url=url,
+        headers=headers,
+        body=body,
+        depends_on=tuple(dict.fromkeys([*depends, *implied])),
+        has_references=bool(references),
+    )
+
+
+def _references(text: str, where: str) -> Iterator[Reference]:
+    for match in _BRACES.finditer(text):
+        inner = match.group(1)
+        ref = _REFERENCE.match(inner)
+        if ref is not None:
+            path = tuple(ref.group(2).split(".")[1:])
+            yield Reference(match.group(0), ref.group(1), path)
+        elif ITEM_ID.match(inner.split(".", 1)[0]) and "." in inner:
+            raise errors.BadRequest(
+                f"{where}: {match.group(0)!r} is not a valid reference; write {{{{<id>.body.<field>}}}}, "
+                "with list indices as numbers (e.g. {{list.body.books.0.name}})",
+                field=where,
+            )
+
+
+def _body_references(value: Any, where: str) -> list[Reference]:
+    if isinstance(value, str):
+        return list(_references(value, where))
+    if isinstance(value, list):
+        return [r for i, v in enumerate(value) for r in _body_references(v, f"{where}[{i}]")]
+    if isinstance(value, dict):
+        return [r for k, v in value.items() for r in _body_references(v, f"{where}.{k}")]
+    return []
+
+
+def _check_graph(items: list[Item]) -> None:
+    """Duplicate ids, unknown ids and cycles are 400s for the whole batch, naming the ids."""
+    ids = [item.id for item in items]
+    seen = set(ids)
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise errors.BadRequest(f"duplicate item id(s): {', '.join(duplicates)}", field="requests")
+    unknown = [(item.id, dep) for item in items for dep in item.depends_on if dep not in seen]
+    if unknown:
+        named = "; ".join(f"item {owner!r} depends on unknown id {dep!r}" for owner, dep in unknown)
+        raise errors.BadRequest(f"unknown dependency: {named}", field="requests")
+    sorter = graphlib.TopologicalSorter({item.id: item.depends_on for item in items})
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        cycle = exc.args[1]
+        raise errors.BadRequest(
+            f"dependency cycle between items {' -> '.join(cycle)}; dependsOn and references must not form a cycle",
+            field="requests",
+        ) from None
+
+
+# ---- references --------------------------------------------------------------------------------
+
+
+def _lookup(ref: Reference, results: dict[str, ItemResult], where: str) -> Any:
+    value = results[ref.item].value
+    dotted = ".".join(ref.path) or "(the whole body)"
+    if value is _ABSENT:
+        raise errors.BadRequest(f"{where}: reference {ref.text} has no value: item {ref.item!r} answered no JSON body", field=where)
+    for segment in ref.path:
+        if isinstance(value, dict) and segment in value:
+            value = value[segment]
+        elif isinstance(value, list) and segment.isdigit() and int(segment) < len(value):
+            value = value[int(segment)]
+        else:
+            raise errors.BadRequest(
+                f"{where}: reference {ref.text} has no value: the body of item {ref.item!r} has nothing at {dotted}",
+                field=where,
+            )
+    return value
+
+
+def _as_text(ref: Reference, value: Any, where: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return orjson.dumps(value).decode()
+    kind = "null" if value is None else type(value).__name__.replace("dict", "an object").replace("list", "an array")
+    raise errors.BadRequest(
+        f"{where}: reference {ref.text} is {kind}; only a string, number or boolean can sit inside a longer string",
+        field=where,
+    )
+
+
+def _substitute(value: Any, results: dict[str, ItemResult], where: str) -> Any:
+    """Body strings with references resolved; a string that is one whole reference takes the value's JSON type."""
+    if isinstance(value, str):
+        refs = list(_references(value, where))
+        if not refs:
+            return value
+        if len(refs) == 1 and refs[0].text == value:
+            return _lookup(refs[0], results, where)
+        return _BRACES.sub(lambda m: _replace(m, refs, results, where, encode=False), value)
+    if isinstance(value, list):
+        return [_substitute(v, results, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _substitute(v, results, f"{where}.{k}") for k, v in value.items()}
+    return value
+
+
+def _substitute_url(url: str, results: dict[str, ItemResult]) -> str:
+    refs = list(_references(url, "url"))
+    if not refs:
+        return url
+    return _BRACES.sub(lambda m: _replace(m, refs, results, "url", encode=True), url)
+
+
+def _replace(match: re.Match[str], refs: list[Reference], results: dict[str, ItemResult], where: str, *, encode: bool) -> str:
+    ref = next((r for r in refs if r.text == match.group(0)), None)
+    if ref is None:
+        return match.group(0)
+    text = _as_text(ref, _lookup(ref, results, where), where)
+    # In a URL a value is percent-encoded except '/', so resource names such as shelves/1 stay paths.
+    return quote(text, safe="/") if encode else text
+
+
+# ---- one item's call -----------------------------------------------------------------------------
+
+
+def _placeholder_call(batch: Call, item: Item) -> Call:
+    return Call(
+        http_method=item.method,
+        raw_path="",
+        query_string=b"",
+        headers={},
+        body=b"",
+        client_ip=batch.client_ip,
+        request_id=f"{batch.request_id}/{item.id}",
+        principal=batch.principal,
+        preauthenticated=True,
+        charged=True,
+    )
+
+
+def _fill_call(call: Call, url: str, body: Any, item: Item, batch_path: str, credentials: frozenset[str]) -> None:
+    """Path, query, headers and body as if the item had arrived alone; refuses the gateway's own paths."""
+    safe_url = quote(url, safe=_URL_SAFE)
+    path, _, query = safe_url.partition("?")
+    decoded = unquote(path)
+    if decoded in _OWN_PATHS or decoded == "/admin" or decoded.startswith("/admin/") or decoded == batch_path:
+        raise errors.BadRequest(
+            f"{decoded} is one of the gateway's own endpoints, not a JSON route; it cannot be a batch item", field="url"
+        )
+    headers = dict(item.headers)
+    for name in credentials:  # the batch authenticated once; items carry no credential
+        headers.pop(name, None)
+    call.raw_path, call.query_string = path, query.encode("ascii")
+    if body is _ABSENT:
+        call.body = b""
+    elif isinstance(body, str) and "content-type" in headers and not _is_json(headers["content-type"]):
+        call.body = body.encode("utf-8")  # e.g. NDJSON for a client-streaming route, or an HttpBody payload
+    else:
+        call.body = orjson.dumps(body)
+        headers.setdefault("content-type", "application/json")
+    call.headers = headers
+
+
+def _credential_headers(pipeline: Pipeline) -> frozenset[str]:
+    names = {"authorization"}
+    if pipeline.authenticator is not None:
+        names |= set(pipeline.authenticator.credential_header_names)
+    return frozenset(names)
+
+
+def _backend_of(pipeline: Pipeline, call: Call) -> str | None:
+    """The backend the item will reach (for its per-backend cap), or None when it has no route."""
+    try:
+        route, _ = pipeline.registry.table.lookup(call.http_method, call.raw_path)
+    except Exception:
+        return None  # pipeline.run raises the same error and it becomes the item's answer
+    return route.backend
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Returns when the client has gone away (the request body was read already)."""
+    try:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+    except Exception:  # a server that cannot receive any more has lost the client too
+        return
+
+
+# ---- the answer --------------------------------------------------------------------------------
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def _content_type(reply: Reply) -> str:
+    for name, value in reply.headers:
+        if name.lower() == b"content-type":
+            return value.decode("latin-1")
+    return ""
+
+
+def _json_value(reply: Reply) -> Any:
+    """The body as a JSON value when it is JSON (what references and the answer embed), else _ABSENT."""
+    if not reply.body or not _is_json(_content_type(reply)):
+        return _ABSENT
+    try:
+        return orjson.loads(reply.body)
+    except orjson.JSONDecodeError:
+        return _ABSENT
+
+
+def _answer(result: ItemResult) -> dict[str, Any]:
+    """One entry of `responses`: JSON bodies as JSON, other text as a string, binary as base64."""
+    reply = result.reply
+    assert reply is not None
+    headers: dict[str, str] = {}
+    for name, value in reply.headers:
+        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+        if key != "content-length":
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    out: dict[str, Any] = {"id": result.id, "status": reply.status, "headers": headers}
+    if result.value is not _ABSENT:
+        out["body"] = result.value
+    elif not reply.body:
+        out["body"] = None
+    else:
+        try:
+            out["body"] = reply.body.decode("utf-8")
+        except UnicodeDecodeError:
+            out["body"] = base64.b64encode(reply.body).decode("ascii")
+            out["bodyEncoding"] = "base64"
+    return out
