@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import signal
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
+
+from .observability.metrics import render_metrics
 
 from .backends import BackendRegistry
 
@@ -48,6 +50,12 @@ def build_admin_app(registry: BackendRegistry) -> FastAPI:
     @app.get("/admin/backends")
     async def backends() -> dict:
         return registry.status()
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus text; aggregated over every worker under --workers N."""
+        body, content_type = render_metrics()
+        return Response(body, media_type=content_type)
 
     @app.get("/healthz")
     async def healthz() -> dict:

@@ -7,10 +7,13 @@ that carries the request id (details only in the log).
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 from urllib.parse import quote
 
+from . import compression
+from .apidocs import DOCS_PATH, OPENAPI_PATH, ApiDocs
 from .backends import BackendRegistry
 from .batch import BatchEndpoint
 from .config import GatewayConfig
@@ -27,6 +30,7 @@ from .http import (
     request_id_from,
     send_response,
 )
+from .observability.observer import RequestObserver
 from .pipeline import Call, CallRecord, Pipeline
 from .runtime import build_pipeline
 
@@ -46,14 +50,21 @@ class GatewayApp:
         self._closers: list[Any] = []
         self._client_ip = _client_ip_resolver(config)
         self.batch = BatchEndpoint(config.batch) if config.batch is not None else None
+        self.observer: RequestObserver | None = None
+        self.docs: ApiDocs | None = None
+        self._body_limit = config.compression.decompression_limit(config.transcoding.max_body_bytes)
 
     async def start(self) -> None:
         self.pipeline, self._closers = await build_pipeline(self.config, self.registry)
+        self.observer = RequestObserver(self.config.access_log)
+        self.docs = ApiDocs(self.config, self.registry, self.pipeline.policies)
 
     async def close(self) -> None:
         for close in reversed(self._closers):
             await close()
         self._closers = []
+        if self.observer is not None:
+            self.observer.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -89,11 +100,14 @@ class GatewayApp:
             return await send_response(send, 200, [(b"content-type", JSON_CONTENT_TYPE), id_header], b'{"status":"ok"}')
         if path == "/readyz":
             return await self._ready(send, id_header)
-        pipeline = self.pipeline
-        assert pipeline is not None, "GatewayApp.start() was not called"
+        pipeline, observer, docs = self.pipeline, self.observer, self.docs
+        assert pipeline is not None and observer is not None and docs is not None, "GatewayApp.start() was not called"
+        if path in (OPENAPI_PATH, DOCS_PATH) and scope["method"] in ("GET", "HEAD"):
+            return await docs.respond(path, send, id_header)
         if self.batch is not None and path == self.batch.path:  # before any route: the batch runs its items through the pipeline
             await self.batch.handle(pipeline, scope, receive, send, headers, request_id, self._client_ip(scope, headers))
             return
+        started = asyncio.get_running_loop().time()
         call = Call(
             http_method=scope["method"],
             raw_path=_raw_path(scope),
@@ -104,18 +118,33 @@ class GatewayApp:
             request_id=request_id,
         )
         record = CallRecord()
-        try:
-            call.body = await read_body(receive, headers, self.config.transcoding.max_body_bytes)
-            reply = await pipeline.run(call, record, send=send, receive=receive, extra_headers=[id_header])
-        except ClientDisconnected:
-            return
-        except Exception as exc:
-            if not isinstance(exc, EXPECTED):
-                log.error("unexpected failure serving request %s", request_id, exc_info=exc)
-            reply = pipeline.error_reply(exc, call, record)
-            reply.headers.append(id_header)
-        if reply is not None:
-            await send_response(send, reply.status, reply.headers, reply.body)
+        config = self.config
+        with observer.metrics.inflight():
+            try:
+                body = await read_body(receive, headers, config.transcoding.max_body_bytes)
+                call.body = compression.decompress_request(body, headers.get("content-encoding"), self._body_limit)
+                reply = await pipeline.run(
+                    call, record, send=send, receive=receive, extra_headers=[id_header],
+                    accept_encoding=headers.get("accept-encoding"),
+                )
+            except ClientDisconnected:
+                return
+            except Exception as exc:
+                if not isinstance(exc, EXPECTED):
+                    log.error("unexpected failure serving request %s", request_id, exc_info=exc)
+                reply = pipeline.error_reply(exc, call, record)
+                reply.headers.append(id_header)
+            if reply is not None:
+                opted_out = record.grpc_method is not None and config.compression.route_opted_out(
+                    record.grpc_method, record.route)
+                out = compression.compress_response(
+                    config.compression, headers.get("accept-encoding"), reply.headers, reply.body, opted_out=opted_out)
+                await send_response(send, reply.status, reply.headers, out)
+                status, sent = reply.status, len(out)
+            else:  # a stream, already written
+                status, sent = record.http_status or 200, record.streamed_bytes
+            observer.finish(call, record, http_status=status, bytes_out=sent,
+                            total_s=asyncio.get_running_loop().time() - started, path=path)
 
     async def _ready(self, send: Send, id_header: tuple[bytes, bytes]) -> None:
         ready = self.registry.ready() and not self.draining

@@ -23,6 +23,7 @@ from transcoding.matcher import PathMatcher
 from transcoding.routes import BackendSource, CodecOptions, RouteProblem, RouteTable
 
 from .config import Backend, GatewayConfig
+from .observability.metrics import get_metrics
 
 log = logging.getLogger("edge.backends")
 
@@ -147,8 +148,10 @@ class BackendRegistry:
             states = list(self.backends.values())
             results = await asyncio.gather(*(self._load_one(s) for s in states), return_exceptions=True)
             changed = False
+            metrics = get_metrics()
             for state, result in zip(states, results):
                 name = state.config.name
+                metrics.descriptor_reload(name, not isinstance(result, BaseException))
                 if isinstance(result, BaseException):
                     message = str(result) if isinstance(result, DescriptorLoadError) else f"unexpected error: {result!r}"
                     state.last_error = message

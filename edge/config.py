@@ -16,6 +16,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from .auth.config import AuthConfig
 from .batch_config import BatchConfig
+from .compression import CompressionConfig
+from .observability.accesslog import AccessLogConfig
+from .observability.tracing import TracingConfig
 from .idempotency.config import IdempotencyConfig
 from .ratelimit.config import RateLimitConfig
 from .state.config import StateConfig
@@ -133,7 +136,9 @@ class Transcoding(Section):
     emit_unpopulated: bool = False
     use_proto_names: bool = False
     max_body_bytes: ByteSize = Field(4 * 1024 * 1024, gt=0)
-    forward_headers: list[str] = Field(default_factory=lambda: ["x-request-id", "traceparent", "tracestate"])
+    # traceparent/tracestate are always passed on, validated (edge.observability.tracing);
+    # x-request-id always, as the gateway's own request id.
+    forward_headers: list[str] = Field(default_factory=list, description="more request headers to pass as metadata")
     response_metadata: bool = Field(False, description="return backend metadata as Grpc-Metadata-<key> headers")
     reload_interval: Duration = Field(60.0, ge=0, description="re-read descriptors this often; 0 disables")
     retry_interval: Duration = Field(2.0, gt=0, description="first retry delay for a backend that failed to load")
@@ -166,6 +171,9 @@ class GatewayConfig(Section):
     idempotency: IdempotencyConfig | None = None
     store: StateConfig = Field(default_factory=StateConfig, description="where limits and idempotency records live")
     batch: BatchConfig | None = Field(default_factory=BatchConfig, description="the batch endpoint; null turns it off")
+    access_log: AccessLogConfig = Field(default_factory=AccessLogConfig)
+    tracing: TracingConfig = Field(default_factory=TracingConfig)
+    compression: CompressionConfig = Field(default_factory=CompressionConfig)
 
     @field_validator("backends")
     @classmethod

@@ -27,15 +27,17 @@ from transcoding.invoker import parse_timeout
 from transcoding.routes import Route
 
 from .backends import BackendRegistry
+from .compression import stream_compressor
 from .config import GatewayConfig
 from .errors import error_parts, grpc_code_of
 from .http import RawHeaders, Receive, Send
+from .observability.tracing import incoming_trace
 from .idempotency import BeginState, IdempotencyEngine, StoredResponse
 from .proxy import CallOutcome, decode_ndjson_requests, decode_request, forward_stream, forward_unary, iterate
 from .ratelimit import RateLimitContext, RateLimiter
 
 if TYPE_CHECKING:
-    from .auth import Authenticator, EffectivePolicy, PolicyResolver, Principal
+    from .auth import AuthOutcome, Authenticator, EffectivePolicy, PolicyResolver, Principal
 
 Bindings = list[tuple[tuple[str, ...], str]]
 
@@ -54,6 +56,7 @@ class Call:
     # Set for batch items: the batch authenticated once; items only check their route's policy.
     principal: Principal | None = None
     preauthenticated: bool = False
+    auth: AuthOutcome | None = None  # this call's auth outcome, once checked
     charged: bool = False  # rate limits already charged (batch)
 
 
@@ -78,6 +81,7 @@ class CallRecord:
     ratelimit: list[dict[str, Any]] = field(default_factory=list)
     ratelimit_decision: str | None = None
     idempotency: str | None = None
+    called: bool = False  # the backend was called (not refused or replayed by the gateway)
     backend_seconds: float = 0.0
     grpc_code: int | None = None
     http_status: int | None = None
@@ -103,7 +107,9 @@ class Pipeline:
         self.idempotency = idempotency
         stripped = set(authenticator.stripped_header_names) if authenticator else set()
         # Identity headers never pass from the client, whatever the forward list says.
-        self.forward = tuple(h for h in config.transcoding.forward_headers if h not in stripped and h != "x-request-id")
+        self.forward = tuple(
+            h for h in config.transcoding.forward_headers if h not in stripped and h not in _OWN_METADATA
+        )
         self.stripped = frozenset(stripped)
         self.response_metadata = config.transcoding.response_metadata
 
@@ -131,7 +137,7 @@ class Pipeline:
         except Exception as exc:
             record.auth_decision, record.auth_reason = "denied", getattr(exc, "reason", None)
             raise
-        call.principal = outcome.principal
+        call.principal, call.auth = outcome.principal, outcome
         record.auth_decision, record.auth_reason = outcome.decision, outcome.reason
         record.principal = outcome.principal.subject if outcome.principal else None
         return policy
@@ -168,11 +174,14 @@ class Pipeline:
     def metadata(self, call: Call, policy: EffectivePolicy | None) -> list[tuple[str, str]]:
         headers = call.headers
         metadata = [("x-request-id", call.request_id)]
+        trace = incoming_trace(headers)
+        if trace is not None:
+            metadata.extend(trace.metadata())
         metadata.extend((name, headers[name]) for name in self.forward if name in headers)
-        if self.authenticator is not None and call.principal is not None:
-            metadata.extend(self.authenticator.identity_metadata(call.principal))
-            if policy is not None and policy.forward_token and "authorization" in headers:
-                metadata.append(("authorization", headers["authorization"]))
+        if self.authenticator is not None and call.auth is not None and policy is not None:
+            # The caller's identity as the gateway vouches for it (and the raw token
+            # only where the route's policy asks for it).
+            metadata.extend(self.authenticator.backend_metadata(call.auth, headers, policy))
         return metadata
 
     # ---- the whole call ---------------------------------------------------------------
@@ -186,6 +195,7 @@ class Pipeline:
         receive: Receive | None = None,
         extra_headers: RawHeaders = (),
         stream_cap: int = 1000,
+        accept_encoding: str | None = None,
     ) -> Reply | None:
         """The reply, or None when a server stream was written straight to `send`."""
         route, bindings = self.lookup(call, record)
@@ -202,12 +212,16 @@ class Pipeline:
 
         if route.server_streaming:
             if send is not None and receive is not None:
+                compress = self.config.compression
+                opted_out = compress.route_opted_out(route.full_method, route.template)
                 outcome = await forward_stream(
                     route, request, send, receive, timeout=timeout, metadata=metadata,
                     response_metadata=self.response_metadata, extra_headers=headers_out,
+                    compressor=lambda headers: stream_compressor(compress, accept_encoding, headers, opted_out=opted_out),
                 )
                 record.backend_seconds, record.grpc_code, record.http_status = (
                     outcome.backend_seconds, outcome.grpc_code, outcome.status)
+                record.streamed_bytes, record.called = outcome.sent_bytes, True
                 return None
             return await self._collect_stream(route, request, timeout, metadata, headers_out, record, stream_cap)
 
@@ -236,6 +250,7 @@ class Pipeline:
             else:
                 record.idempotency = "new"
 
+        record.called = True
         try:
             outcome = await forward_unary(
                 route, request, timeout=timeout, metadata=metadata, response_metadata=self.response_metadata
@@ -266,6 +281,7 @@ class Pipeline:
     ) -> Reply:
         """A server stream as one JSON array (batch items), refused past `cap` messages."""
         stream = route.invoker.stream(request, timeout=timeout, metadata=metadata)
+        record.called = True
         items: list[bytes] = []
         try:
             while (message := await stream.next()) is not None:
@@ -291,6 +307,9 @@ class Pipeline:
         record.http_status, record.grpc_code = status, grpc_code_of(exc)
         return Reply(status, headers, body, record.grpc_code)
 
+
+# Metadata the gateway sets itself: a client's value passes only after validation.
+_OWN_METADATA = frozenset({"x-request-id", "traceparent", "tracestate"})
 
 _IDEMPOTENCY_OUTCOME = {
     BeginState.PROCEED: None,

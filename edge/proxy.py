@@ -13,7 +13,7 @@ import asyncio
 import base64
 import logging
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
 
 from google.protobuf.message import Message
 
@@ -22,7 +22,7 @@ from transcoding.invoker import CallError, Metadata
 from transcoding.routes import Route
 from transcoding.status import error_body, http_status_for
 
-from .http import JSON_CONTENT_TYPE, NDJSON_CONTENT_TYPE, RawHeaders, Receive, Send, json_bytes, send_response
+from .http import JSON_CONTENT_TYPE, RawHeaders, Receive, Send, json_bytes, send_response
 
 log = logging.getLogger("edge.proxy")
 
@@ -38,6 +38,7 @@ class CallOutcome:
     body: bytes
     headers: RawHeaders
     backend_seconds: float = 0.0
+    sent_bytes: int = 0  # streams: bytes written to the client
 
 
 def decode_request(route: Route, bindings: Bindings, query: list[tuple[str, str]], body: bytes, content_type: str | None) -> Message:
@@ -111,8 +112,12 @@ async def forward_stream(
     metadata: Metadata,
     response_metadata: bool,
     extra_headers: RawHeaders,
+    compressor: Callable[[RawHeaders], Any] | None = None,
 ) -> CallOutcome:
-    """Server- and bidi-streaming calls, written to the client as NDJSON."""
+    """Server- and bidi-streaming calls, written to the client as NDJSON.
+
+    `compressor(headers)` may return a stream compressor (and set its
+    Content-Encoding on `headers`); each line is then flushed compressed."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     stream = route.invoker.stream(request, timeout=timeout, metadata=metadata)
@@ -126,24 +131,34 @@ async def forward_stream(
             status, headers, body = call_error_parts(exc)
             await send_response(send, status, headers + extra_headers, body)
             return CallOutcome(status, exc.code.value[0], body, headers, loop.time() - started)
-        headers = [(b"content-type", NDJSON_CONTENT_TYPE)] + extra_headers + metadata_headers(initial)
+        # NDJSON, or for a stream of google.api.HttpBody the first chunk's own content type.
+        content_type = route.response_codec.stream_content_type or getattr(first, "content_type", "") or "application/octet-stream"
+        headers = [(b"content-type", content_type.encode("latin-1"))]
+        headers += extra_headers + metadata_headers(initial)
+        packer = compressor(headers) if compressor is not None else None
         await send({"type": "http.response.start", "status": 200, "headers": headers})
+
+        async def write(chunk: bytes) -> None:
+            nonlocal sent
+            if packer is not None:
+                chunk = packer.compress(chunk)
+            sent += len(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
         code = 0
         message = first
         while message is not None:
-            line = route.response_codec.encode_stream_item(message)
-            sent += len(line)
-            await send({"type": "http.response.body", "body": line, "more_body": True})
+            await write(route.response_codec.encode_stream_item(message))
             try:
                 message = await stream.next()
             except CallError as exc:
-                tail = json_bytes({"error": error_body(exc.code, exc.message, exc.details)}) + b"\n"
-                sent += len(tail)
-                await send({"type": "http.response.body", "body": tail, "more_body": True})
+                await write(json_bytes({"error": error_body(exc.code, exc.message, exc.details)}) + b"\n")
                 code = exc.code.value[0]
                 break
-        await send({"type": "http.response.body", "body": b""})
-        return CallOutcome(200, code, b"", headers, loop.time() - started)
+        tail = packer.finish() if packer is not None else b""
+        sent += len(tail)
+        await send({"type": "http.response.body", "body": tail})
+        return CallOutcome(200, code, b"", headers, loop.time() - started, sent)
     finally:
         watcher.cancel()
         stream.cancel()

@@ -42,12 +42,21 @@ SCHEMAS = "#/components/schemas/"
 
 def _table(*sets: Path, options: CodecOptions | None = None) -> tuple[RouteTable, list[LoadedDescriptors]]:
     loaded = [load_from_file(path) for path in sets]
-    # Never called: building a table needs a channel, not a reachable backend.
-    channel = grpc.aio.insecure_channel("127.0.0.1:1")
+    # Never called: building a table needs a channel, not a reachable backend. grpc.aio
+    # binds a channel to the current loop; an earlier asyncio.run() may have left none.
+    channel = _loop_bound(lambda: grpc.aio.insecure_channel("127.0.0.1:1"))
     sources = [BackendSource(f"b{i}", d, channel) for i, d in enumerate(loaded)]
     table, problems = RouteTable.build(sources, options or CodecOptions())
     assert problems == []
     return table, loaded
+
+
+def _loop_bound(make):
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+    return make()
 
 
 def _files(loaded: list[LoadedDescriptors]) -> list:

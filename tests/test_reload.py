@@ -48,6 +48,7 @@ def test_reload_adds_new_method_while_requests_run(unused_port):
         with running_gateway(config) as gw, httpx.Client(base_url=gw.url, timeout=10) as c:
             assert c.get("/v1/users/ada").status_code == 200
             assert c.get("/v1/shelves/scifi").status_code == 404
+            assert not any("shelves" in p for p in c.get("/openapi.json").json()["paths"])
 
             # Keep requests flowing through the reload; every one must succeed.
             statuses: list[int] = []
@@ -73,6 +74,7 @@ def test_reload_adds_new_method_while_requests_run(unused_port):
                 stop.set()
                 worker.join()
             assert c.get("/v1/shelves/scifi").status_code == 200
+            assert any("shelves" in p for p in c.get("/openapi.json").json()["paths"])  # the new routes are documented
             assert statuses and set(statuses) <= {200, 503}, set(statuses)
             # Only the backend's own restart may cost a request; the table swap costs none.
             assert statuses.count(200) >= len(statuses) - 5

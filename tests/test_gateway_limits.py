@@ -1,0 +1,160 @@
+"""Rate limits and idempotency keys through the real gateway: in one process
+with the in-memory store, and across two gateway processes sharing Redis."""
+from __future__ import annotations
+
+import concurrent.futures
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.gateway import gateway_config, running_gateway
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def limited_gateway(demo_backend):
+    config = gateway_config(
+        [{"name": "demo", "target": demo_backend.target}],
+        rate_limits={"policies": [{"name": "per-ip", "limit": 3, "window": "1m", "key": "ip", "match": ["GET /v1/*"]}]},
+        idempotency={},
+        transcoding={"forward_headers": ["x-request-id", "x-demo-delay-ms"]},
+    )
+    with running_gateway(config) as gw, httpx.Client(base_url=gw.url, timeout=10) as client:
+        yield client
+
+
+def test_limit_exact_at_boundary_with_headers(limited_gateway, demo_backend):
+    for remaining in (2, 1, 0):
+        r = limited_gateway.get("/v1/shelves/scifi")
+        assert r.status_code == 200
+        assert r.headers["ratelimit-policy"] == '"per-ip";q=3;w=60'
+        assert r.headers["ratelimit"].startswith(f'"per-ip";r={remaining};t=')
+    refused = limited_gateway.get("/v1/shelves/scifi")
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) >= 1
+    body = refused.json()
+    assert body["code"] == 8
+    assert any(d["@type"].endswith("google.rpc.RetryInfo") for d in body["details"])
+    assert demo_backend.recorder.calls["GetShelf"] == 3  # the refused one never reached the backend
+    # Routes outside the policy and the health endpoints are not counted.
+    assert limited_gateway.get("/healthz").status_code == 200
+    assert limited_gateway.post("/v1/shelves", json={"theme": "t"}).status_code == 200
+
+
+def test_idempotent_replay_mismatch_and_scope(limited_gateway, demo_backend):
+    key = {"idempotency-key": "order-" + uuid.uuid4().hex}
+    first = limited_gateway.post("/v1/shelves/scifi/books", json={"title": "Once"}, headers=key)
+    assert first.status_code == 200
+    again = limited_gateway.post("/v1/shelves/scifi/books", json={"title": "Once"}, headers=key)
+    assert again.status_code == 200
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.content == first.content
+    assert demo_backend.recorder.calls["CreateBook"] == 1
+    other = limited_gateway.post("/v1/shelves/scifi/books", json={"title": "Different"}, headers=key)
+    assert other.status_code == 422
+    assert other.json()["code"] in (3, 9)
+    bad = limited_gateway.post("/v1/shelves/scifi/books", json={"title": "x"}, headers={"idempotency-key": "x" * 300})
+    assert bad.status_code == 400
+    assert demo_backend.recorder.calls["CreateBook"] == 1
+    # The backend saw the derived key, not the client's raw one.
+    sent = demo_backend.recorder.last("CreateBook").header("idempotency-key")
+    assert sent and sent != key["idempotency-key"]
+
+
+def test_in_flight_conflict(limited_gateway, demo_backend):
+    key = {"idempotency-key": uuid.uuid4().hex, "x-demo-delay-ms": "800"}
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        slow = pool.submit(limited_gateway.post, "/v1/shelves/scifi/books", json={"title": "Slow"}, headers=key)
+        assert demo_backend.recorder.wait_for("CreateBook")
+        conflict = limited_gateway.post("/v1/shelves/scifi/books", json={"title": "Slow"}, headers=key)
+        assert conflict.status_code == 409 and int(conflict.headers["retry-after"]) >= 1
+        assert slow.result().status_code == 200
+
+
+# ---- two gateway processes, one Redis ---------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _spawn_gateway(tmp_path: Path, name: str, target: str, redis_url: str, prefix: str) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(
+        f"""
+listen: {{host: 127.0.0.1, port: {port}, plaintext: true}}
+admin: {{enabled: false}}
+lifecycle: {{pre_drain_delay: 0s}}
+transcoding: {{forward_headers: [x-request-id, x-demo-delay-ms]}}
+backends: [{{name: demo, target: '{target}'}}]
+store: {{backend: redis, redis: {{url: '{redis_url}', key_prefix: '{prefix}', timeout: 1s}}}}
+rate_limits:
+  policies: [{{name: fleet, limit: 20, window: 1m, key: global, match: ['edgedemo.library.v1.LibraryService/GetShelf']}}]
+idempotency: {{}}
+"""
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "serve", "--config", str(config)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(proc.communicate()[1])
+
+
+@pytest.fixture
+def two_gateways(tmp_path, demo_backend, redis_target, redis_prefix):
+    procs = [_spawn_gateway(tmp_path, f"gw{i}", demo_backend.target, redis_target.url, redis_prefix) for i in range(2)]
+    try:
+        yield [url for _, url in procs]
+    finally:
+        for proc, _ in procs:
+            proc.terminate()
+        for proc, _ in procs:
+            proc.wait(20)
+
+
+def test_global_limit_holds_across_two_processes(two_gateways, demo_backend):
+    def hit(i: int) -> int:
+        return httpx.get(f"{two_gateways[i % 2]}/v1/shelves/scifi", timeout=10).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(hit, range(60)))
+    assert statuses.count(200) == 20, statuses
+    assert statuses.count(429) == 40
+    assert demo_backend.recorder.calls["GetShelf"] == 20
+
+
+def test_fifty_concurrent_posts_one_key_execute_once(two_gateways, demo_backend):
+    key = "pay-" + uuid.uuid4().hex
+    headers = {"idempotency-key": key, "x-demo-delay-ms": "300"}
+
+    def post(i: int) -> tuple[int, bytes]:
+        url = two_gateways[i % 2]
+        deadline = time.monotonic() + 20
+        while True:  # a client retries while the first request is in flight
+            r = httpx.post(f"{url}/v1/shelves/scifi/books", json={"title": "Exactly once"}, headers=headers, timeout=10)
+            if r.status_code != 409 or time.monotonic() > deadline:
+                return r.status_code, r.content
+            time.sleep(0.05)
+
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(post, range(50)))
+    assert demo_backend.recorder.calls["CreateBook"] == 1
+    assert {status for status, _ in results} == {200}
+    assert len({body for _, body in results}) == 1
