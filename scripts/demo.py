@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 
+from edge.devtoken import DEV_AUDIENCE, DEV_ISSUER, ensure_dev_issuer, mint_dev_token
+
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".demo"
 PORT = int(os.environ.get("EDGE_DEMO_PORT", "8443"))
@@ -36,7 +38,7 @@ def wait_for_port(port: int, proc: subprocess.Popen, what: str, timeout: float =
     raise SystemExit(f"{what} did not open port {port} within {timeout}s")
 
 
-def write_config(cert: Path, key: Path) -> Path:
+def write_config(cert: Path, key: Path, jwks: Path) -> Path:
     config = WORK / "edge.yaml"
     config.write_text(
         f"""# Written by scripts/demo.py: the embedded defaults, one demo backend.
@@ -53,6 +55,33 @@ backends:
     target: 127.0.0.1:{BACKEND_PORT}
     descriptors: reflection
     timeout: 5s
+auth:
+  issuers:
+    - issuer: {DEV_ISSUER}
+      audiences: [{DEV_AUDIENCE}]
+      jwks_file: {jwks}
+      algorithms: [RS256]
+      expected_typ: at+jwt
+  identity_metadata: {{x-user-id: sub, x-auth-scopes: scope}}
+  default_policy: {{auth: required}}
+  policies:
+    - {{match: "edgedemo.library.v1.LibraryService/*", scopes_all_of: [library.read]}}
+    - {{match: "edgedemo.library.v1.LibraryService/CreateShelf", scopes_all_of: [library.write]}}
+    - {{match: "edgedemo.library.v1.LibraryService/DeleteShelf", scopes_all_of: [library.write]}}
+    - {{match: "edgedemo.library.v1.LibraryService/ArchiveShelf", scopes_all_of: [library.write]}}
+    - {{match: "edgedemo.library.v1.LibraryService/CreateBook", scopes_all_of: [library.write]}}
+    - {{match: "edgedemo.library.v1.LibraryService/UpdateBook", scopes_all_of: [library.write]}}
+    - {{match: "edgedemo.library.v1.LibraryService/MoveBook", scopes_all_of: [library.write]}}
+    - {{match: "edgedemo.library.v1.LibraryService/ImportBooks", scopes_all_of: [library.write]}}
+    - {{match: "edgedemo.users.v1.UserService/GetUser", auth: optional}}
+rate_limits:
+  policies:
+    - name: per-user
+      vary_by_claim: {{claim: plan, tiers: {{free: 100/1m, premium: 1000/1m}}, default: 100/1m}}
+    - {{name: per-ip, limit: 20, window: 1s, key: ip}}
+idempotency: {{}}
+store: {{backend: memory}}
+access_log: {{destination: {WORK / "access.log"}}}
 """
     )
     return config
@@ -64,7 +93,9 @@ def main() -> int:
 
     WORK.mkdir(exist_ok=True)
     cert, key = ensure_dev_certificate(WORK / "tls")
-    config = write_config(cert, key)
+    issuer_key, jwks = ensure_dev_issuer(WORK / "issuer")
+    config = write_config(cert, key, jwks)
+    token = mint_dev_token(issuer_key, "ada", "library.read library.write")
     # The demo backends live in protos/ beside their .proto files; they are not installed.
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "protos"), os.environ.get("PYTHONPATH")])))
     backend = subprocess.Popen([sys.executable, "-m", "edgedemo.serve", "--port", str(BACKEND_PORT)], env=env)
@@ -80,12 +111,15 @@ def main() -> int:
             if client.get("/readyz").status_code == 200:
                 break
             time.sleep(0.1)
-        curl = f"curl -s --cacert {cert}"
+        curl = f'curl -s --cacert {cert} -H "authorization: Bearer $TOKEN"'
         example = f"{curl} '{base}/v1/shelves/scifi/books?pageSize=2'"
-        reply = client.get("/v1/shelves/scifi/books", params={"pageSize": 2})
+        reply = client.get("/v1/shelves/scifi/books", params={"pageSize": 2}, headers={"authorization": f"Bearer {token}"})
         print(
             f"""
 edge demo is running (config: {config}).
+
+Get a development token (scopes library.read and library.write; see scripts/dev_token --help):
+  export TOKEN=$(scripts/dev_token)
 
 Try:
   {example}
@@ -93,6 +127,11 @@ Try:
   {curl} -X POST {base}/v1/shelves/scifi/books -H 'content-type: application/json' -d '{{"title": "Dune", "author": "Frank Herbert"}}'
   {curl} -N {base}/v1/shelves/scifi/books:stream
   {curl} {base}/v1/shelves/404            # a NOT_FOUND with google.rpc error details
+  {curl} {base}/v1/users/me               # the backend sees who you are (x-user-id from the token)
+  {curl} -X POST {base}/v1/batch -H 'content-type: application/json' -d '{{"requests": [{{"id": "a", "method": "GET", "url": "/v1/shelves/scifi"}}, {{"id": "b", "method": "GET", "url": "/v1/users/me"}}]}}'
+  curl -s --cacert {cert} {base}/v1/shelves   # no token: 401 with WWW-Authenticate
+  API docs: {base}/docs   (OpenAPI document: {base}/openapi.json)
+  Access log: tail -f {WORK / "access.log"}    Metrics: curl -s http://127.0.0.1:{ADMIN_PORT}/metrics
 
 First request, answered by the gRPC backend through the gateway ({reply.status_code}):
   {reply.text}
