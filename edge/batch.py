@@ -27,10 +27,10 @@ import asyncio
 import base64
 import contextlib
 import graphlib
-import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import quote, unquote
 
 import grpc
@@ -40,13 +40,21 @@ from transcoding import errors
 
 from .auth import AuthError, EffectivePolicy
 from .batch_config import BatchConfig
-from .http import JSON_CONTENT_TYPE, ClientDisconnected, RawHeaders, Receive, Scope, Send, json_bytes, read_body, send_response
+from .http import (
+    JSON_CONTENT_TYPE,
+    ClientDisconnected,
+    RawHeaders,
+    Receive,
+    Scope,
+    Send,
+    json_bytes,
+    read_body,
+    send_response,
+)
 from .idempotency import BeginState, StoredResponse
 from .pipeline import Call, CallRecord, Pipeline, Reply, client_deadline
 
-__all__ = ["BatchConfig", "BatchEndpoint", "BatchResult", "ItemResult", "FailedDependency", "BatchDeadlineExceeded"]
-
-log = logging.getLogger("edge.batch")
+__all__ = ["BatchConfig", "BatchDeadlineExceeded", "BatchEndpoint", "BatchResult", "FailedDependency", "ItemResult"]
 
 ITEM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _METHOD = re.compile(r"^[A-Za-z]{1,16}$")
@@ -151,7 +159,7 @@ class BatchEndpoint:
             reply = await self._serve(pipeline, call, result, receive)
         except ClientDisconnected:
             reply = None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - every failure is an answer; error_reply logs the unexpected
             reply = pipeline.error_reply(exc, call, result.record)
         if reply is None:
             result.disconnected = True
@@ -295,13 +303,13 @@ class BatchEndpoint:
                 url = _substitute_url(url, results)
                 if body is not _ABSENT:
                     body = _substitute(body, results, "body")
-            _fill_call(call, url, body, item, self.path, _credential_headers(pipeline))
+            _fill_call(call, url, body, item, batch.headers, self.path, _credential_headers(pipeline))
             async with slots:
                 backend = _backend_of(pipeline, call)
                 async with self._backend_slot(backend) if backend is not None else contextlib.nullcontext():
                     reply = await pipeline.run(call, mine.record, stream_cap=self.config.stream_max_messages)
             assert reply is not None  # no `send`: streams are collected into one reply
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one item's failure is its answer, never the batch's
             reply = pipeline.error_reply(exc, call, mine.record)
         if item.method == "HEAD":
             reply.body = b""  # as alone: a HEAD answer has no body
@@ -340,12 +348,13 @@ def parse_batch(body: bytes, config: BatchConfig) -> list[Item]:
         raise errors.BadRequest(
             f"the batch has {len(raw_items)} requests; at most {config.max_items} are allowed", field="requests"
         )
-    items = [_parse_item(i, raw) for i, raw in enumerate(raw_items)]
+    known = frozenset(raw["id"] for raw in raw_items if isinstance(raw, dict) and isinstance(raw.get("id"), str))
+    items = [_parse_item(i, raw, known) for i, raw in enumerate(raw_items)]
     _check_graph(items)
     return items
 
 
-def _parse_item(index: int, raw: Any) -> Item:
+def _parse_item(index: int, raw: Any, known: frozenset[str]) -> Item:
     where = f"requests[{index}]"
     if not isinstance(raw, dict):
         raise errors.BadRequest(f"{where} must be an object with id, method and url", field=where)
@@ -389,9 +398,9 @@ def _parse_item(index: int, raw: Any) -> Item:
     body = raw.get("body", _ABSENT)
     if body is None:
         body = _ABSENT
-    references = list(_references(url, f"{where}.url"))
+    references = list(_references(url, f"{where}.url", known))
     if body is not _ABSENT:
-        references += _body_references(body, f"{where}.body")
+        references += _body_references(body, f"{where}.body", known)
     implied = [r.item for r in references]
     return Item(
         id=item_id,
@@ -404,14 +413,16 @@ def _parse_item(index: int, raw: Any) -> Item:
     )
 
 
-def _references(text: str, where: str) -> Iterator[Reference]:
+def _references(text: str, where: str, known: frozenset[str] = frozenset()) -> Iterator[Reference]:
+    """The references in `text`; double braces that start with a known item id but are not
+    a reference are refused (a typo must not be sent on as literal text)."""
     for match in _BRACES.finditer(text):
         inner = match.group(1)
         ref = _REFERENCE.match(inner)
         if ref is not None:
             path = tuple(ref.group(2).split(".")[1:])
             yield Reference(match.group(0), ref.group(1), path)
-        elif ITEM_ID.match(inner.split(".", 1)[0]) and "." in inner:
+        elif inner.split(".", 1)[0].strip() in known:
             raise errors.BadRequest(
                 f"{where}: {match.group(0)!r} is not a valid reference; write {{{{<id>.body.<field>}}}}, "
                 "with list indices as numbers (e.g. {{list.body.books.0.name}})",
@@ -419,13 +430,13 @@ def _references(text: str, where: str) -> Iterator[Reference]:
             )
 
 
-def _body_references(value: Any, where: str) -> list[Reference]:
+def _body_references(value: Any, where: str, known: frozenset[str]) -> list[Reference]:
     if isinstance(value, str):
-        return list(_references(value, where))
+        return list(_references(value, where, known))
     if isinstance(value, list):
-        return [r for i, v in enumerate(value) for r in _body_references(v, f"{where}[{i}]")]
+        return [r for i, v in enumerate(value) for r in _body_references(v, f"{where}[{i}]", known)]
     if isinstance(value, dict):
-        return [r for k, v in value.items() for r in _body_references(v, f"{where}.{k}")]
+        return [r for k, v in value.items() for r in _body_references(v, f"{where}.{k}", known)]
     return []
 
 
@@ -536,7 +547,9 @@ def _placeholder_call(batch: Call, item: Item) -> Call:
     )
 
 
-def _fill_call(call: Call, url: str, body: Any, item: Item, batch_path: str, credentials: frozenset[str]) -> None:
+def _fill_call(
+    call: Call, url: str, body: Any, item: Item, batch_headers: dict[str, str], batch_path: str, credentials: frozenset[str]
+) -> None:
     """Path, query, headers and body as if the item had arrived alone; refuses the gateway's own paths."""
     safe_url = quote(url, safe=_URL_SAFE)
     path, _, query = safe_url.partition("?")
@@ -548,6 +561,9 @@ def _fill_call(call: Call, url: str, body: Any, item: Item, batch_path: str, cre
     headers = dict(item.headers)
     for name in credentials:  # the batch authenticated once; items carry no credential
         headers.pop(name, None)
+    for name in _INHERITED_HEADERS:
+        if name in batch_headers and name not in headers:
+            headers[name] = batch_headers[name]
     call.raw_path, call.query_string = path, query.encode("ascii")
     if body is _ABSENT:
         call.body = b""
@@ -570,7 +586,7 @@ def _backend_of(pipeline: Pipeline, call: Call) -> str | None:
     """The backend the item will reach (for its per-backend cap), or None when it has no route."""
     try:
         route, _ = pipeline.registry.table.lookup(call.http_method, call.raw_path)
-    except Exception:
+    except errors.TranscodeError:
         return None  # pipeline.run raises the same error and it becomes the item's answer
     return route.backend
 
@@ -580,7 +596,7 @@ async def _disconnected(receive: Receive) -> None:
     try:
         while (await receive())["type"] != "http.disconnect":
             pass
-    except Exception:  # a server that cannot receive any more has lost the client too
+    except Exception:  # noqa: BLE001 - a server that cannot receive any more has lost the client too
         return
 
 
