@@ -109,13 +109,15 @@ class Item:
 
 @dataclass
 class ItemResult:
-    """What the access log needs about one item (the lead logs one line per item)."""
+    """One item's call, record and answer: what its access-log line and metrics need."""
 
     id: str
-    request_id: str
+    call: Call  # request_id is "<batch request id>/<item id>"; raw_path as sent (or as written, if never sent)
     record: CallRecord
     reply: Reply | None = None
     value: Any = _ABSENT  # the body as a JSON value, for references and the answer
+    started: float | None = None  # loop time when its dependencies were done
+    seconds: float = 0.0  # from then to its answer
 
     @property
     def succeeded(self) -> bool:
@@ -124,9 +126,9 @@ class ItemResult:
 
 @dataclass
 class BatchResult:
-    """The batch's own record and one `ItemResult` per item, in request order."""
+    """The batch's own call and record, and one `ItemResult` per item in request order."""
 
-    request_id: str
+    call: Call
     record: CallRecord
     items: list[ItemResult] = field(default_factory=list)
     disconnected: bool = False
@@ -152,7 +154,7 @@ class BatchEndpoint:
     ) -> BatchResult:
         """Serve one batch request; nothing is sent when the client went away."""
         call = Call("POST", self.path, scope.get("query_string", b""), headers, b"", client_ip, request_id)
-        result = BatchResult(request_id, CallRecord(route=self.path))
+        result = BatchResult(call, CallRecord(route=self.path))
         try:
             if scope["method"] != "POST":
                 raise errors.MethodNotAllowed(f"{scope['method']} is not allowed on the batch endpoint {self.path}; use POST", ["POST"])
@@ -243,7 +245,7 @@ class BatchEndpoint:
         self, pipeline: Pipeline, call: Call, items: list[Item], result: BatchResult, receive: Receive, timeout: float
     ) -> bool:
         """Run every item within the deadline; False when the client disconnected."""
-        results = {item.id: ItemResult(item.id, f"{call.request_id}/{item.id}", CallRecord()) for item in items}
+        results = {item.id: ItemResult(item.id, _placeholder_call(call, item), CallRecord()) for item in items}
         result.items = [results[item.id] for item in items]
         done = {item.id: asyncio.Event() for item in items}
         slots = asyncio.Semaphore(self.config.max_concurrency)
@@ -274,8 +276,9 @@ class BatchEndpoint:
             if task in pending or task.cancelled():
                 late = results[item.id]
                 exc = BatchDeadlineExceeded(f"the batch deadline of {timeout:g}s passed before item {item.id!r} finished")
-                late.reply = pipeline.error_reply(exc, _placeholder_call(call, item), late.record)
+                late.reply = pipeline.error_reply(exc, late.call, late.record)
                 late.value = _json_value(late.reply)
+                late.seconds = loop.time() - late.started if late.started is not None else 0.0
             elif task.exception() is not None:  # _run_item answers every Exception; this is a bug
                 raise task.exception()  # type: ignore[misc]
         return True
@@ -292,7 +295,9 @@ class BatchEndpoint:
         for dep in item.depends_on:
             await done[dep].wait()
         mine = results[item.id]
-        call = _placeholder_call(batch, item)
+        call = mine.call
+        loop = asyncio.get_running_loop()
+        mine.started = loop.time()
         try:
             failed = [d for d in item.depends_on if not results[d].succeeded]
             if failed:
@@ -313,7 +318,7 @@ class BatchEndpoint:
             reply = pipeline.error_reply(exc, call, mine.record)
         if item.method == "HEAD":
             reply.body = b""  # as alone: a HEAD answer has no body
-        mine.reply, mine.value = reply, _json_value(reply)
+        mine.reply, mine.value, mine.seconds = reply, _json_value(reply), loop.time() - mine.started
         done[item.id].set()
 
     def _backend_slot(self, backend: str) -> asyncio.Semaphore:
@@ -535,7 +540,7 @@ def _replace(match: re.Match[str], refs: list[Reference], results: dict[str, Ite
 def _placeholder_call(batch: Call, item: Item) -> Call:
     return Call(
         http_method=item.method,
-        raw_path="",
+        raw_path=item.url.partition("?")[0],
         query_string=b"",
         headers={},
         body=b"",
@@ -559,8 +564,12 @@ def _fill_call(
             f"{decoded} is one of the gateway's own endpoints, not a JSON route; it cannot be a batch item", field="url"
         )
     headers = dict(item.headers)
-    for name in credentials:  # the batch authenticated once; items carry no credential
+    for name in credentials:
+        # Items carry no credential of their own: the batch's (authenticated once) stands for
+        # every item, e.g. for a route whose policy forwards the caller's token to the backend.
         headers.pop(name, None)
+        if name in batch_headers:
+            headers[name] = batch_headers[name]
     for name in _INHERITED_HEADERS:
         if name in batch_headers and name not in headers:
             headers[name] = batch_headers[name]

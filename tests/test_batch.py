@@ -422,21 +422,10 @@ def test_per_item_idempotency_keys(idem_client, demo_backend):
     assert demo_backend.recorder.calls["CreateBook"] == 1
 
 
-# ---- auth (needs edge.auth's batch support: Authenticator.authorize) --------------------------------
+# ---- auth ---------------------------------------------------------------------------------------
 
 
-def _auth_ready() -> None:
-    auth = pytest.importorskip("edge.auth", reason="edge.auth is not available")
-    if not hasattr(auth.Authenticator, "authorize"):
-        pytest.skip("edge.auth.Authenticator has no authorize(principal, policy) yet: batch items cannot be checked")
-    try:
-        auth.PolicyResolver(auth.AuthConfig())
-    except (TypeError, AttributeError, ValueError) as exc:  # the runtime builds it from the whole auth config
-        pytest.skip(f"edge.auth.PolicyResolver cannot be built from AuthConfig yet: {exc}")
-
-
-def test_batch_auth_once_and_item_scopes(demo_backend):
-    _auth_ready()
+def test_batch_api_key_once_and_item_scopes(demo_backend):
     from edge.auth import hash_api_key
 
     reader, writer = "reader-" + uuid.uuid4().hex, "writer-" + uuid.uuid4().hex
@@ -462,7 +451,39 @@ def test_batch_auth_once_and_item_scopes(demo_backend):
         out = by_id(batch(c, *items, headers={"x-api-key": reader}))
         assert out["read"]["status"] == 200
         assert out["write"]["status"] == 403 and "library.write" in out["write"]["body"]["message"]
+        assert 'error="insufficient_scope"' in out["write"]["headers"]["www-authenticate"]
         assert demo_backend.recorder.calls["CreateShelf"] == 0
         assert demo_backend.recorder.last("GetShelf").header("x-user-id") == "reader"
         out = by_id(batch(c, *items, headers={"x-api-key": writer}))
         assert out["write"]["status"] == 200
+
+
+def test_batch_bearer_token_once(demo_backend, idp, auth_keys):
+    from tests.support.auth import bearer, issuer_config, mint
+
+    auth = {
+        "issuers": [issuer_config(idp)],
+        "policies": [
+            {"match": "edgedemo.library.v1.LibraryService/*", "scopes_all_of": ["library.read"]},
+            {"match": "edgedemo.library.v1.LibraryService/GetShelf", "scopes_all_of": ["library.read"],
+             "forward_token": True},
+            {"match": "edgedemo.library.v1.LibraryService/CreateBook", "scopes_all_of": ["library.write"]},
+        ],
+    }
+    token = mint(auth_keys.rsa, sub="carol")
+    items = [
+        {"id": "shelf", "url": "/v1/shelves/scifi", "headers": {"authorization": "Bearer smuggled"}},
+        {"id": "books", "url": "/v1/shelves/scifi/books?pageSize=1"},
+        {"id": "write", "method": "POST", "url": "/v1/shelves/scifi/books", "body": {"title": "no"}},
+    ]
+    with running_gateway(_gateway(demo_backend, auth=auth)) as gw, httpx.Client(base_url=gw.url, timeout=10) as c:
+        expired = batch(c, *items, headers=bearer(mint(auth_keys.rsa, exp=1000, iat=900)))
+        assert expired.status_code == 401 and 'error="invalid_token"' in expired.headers["www-authenticate"]
+        assert total_calls(demo_backend) == 0
+        out = by_id(batch(c, *items, headers=bearer(token)))
+        assert (out["shelf"]["status"], out["books"]["status"], out["write"]["status"]) == (200, 200, 403)
+        shelf = demo_backend.recorder.last("GetShelf")
+        assert shelf.header("x-user-id") == "carol"
+        assert shelf.header("authorization") == f"Bearer {token}"  # the batch's token, where the policy forwards it
+        assert demo_backend.recorder.last("ListBooks").header("authorization") is None
+        assert demo_backend.recorder.calls["CreateBook"] == 0
