@@ -38,6 +38,7 @@ import orjson
 
 from transcoding import errors
 
+from . import compression
 from .auth import AuthError, EffectivePolicy
 from .batch_config import BatchConfig
 from .http import (
@@ -132,6 +133,7 @@ class BatchResult:
     record: CallRecord
     items: list[ItemResult] = field(default_factory=list)
     disconnected: bool = False
+    bytes_out: int = 0  # the answer's body as sent (compressed or not)
 
 
 class BatchEndpoint:
@@ -168,7 +170,10 @@ class BatchEndpoint:
             return result
         result.record.http_status = reply.status
         reply.headers.append((b"x-request-id", request_id.encode("latin-1")))
-        await send_response(send, reply.status, reply.headers, reply.body)
+        # A batch answer is the big one a slow mobile link waits for: compressed like any answer.
+        body = compression.compress_response(pipeline.config.compression, headers.get("accept-encoding"), reply.headers, reply.body)
+        result.bytes_out = len(body)
+        await send_response(send, reply.status, reply.headers, body)
         return result
 
     # ---- the batch ------------------------------------------------------------------------
@@ -179,7 +184,9 @@ class BatchEndpoint:
         content_type = call.headers.get("content-type")
         if content_type is not None and not _is_json(content_type):
             raise errors.UnsupportedMediaType(f"a batch is a JSON document; Content-Type {content_type!r} is not JSON")
-        call.body = await read_body(receive, call.headers, self.config.max_body_bytes)
+        limit = self.config.max_body_bytes
+        raw = await read_body(receive, call.headers, limit)
+        call.body = compression.decompress_request(raw, call.headers.get("content-encoding"), limit)
         items = parse_batch(call.body, self.config)
         timeout = client_deadline(call.headers, self.config.max_timeout, self.config.max_timeout)
         headers_out: RawHeaders = [(b"content-type", JSON_CONTENT_TYPE)]

@@ -5,6 +5,7 @@ recorder shows what was (and was not) sent, cancelled, or sent once only.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 import time
@@ -305,6 +306,17 @@ def test_item_credentials_are_dropped_and_request_ids_derived(client, demo_backe
     assert seen.header("x-request-id") == "batch-42/one"
     assert seen.header("authorization") is None
     assert trace_id in str(seen.header("traceparent"))  # the batch's trace carries over
+
+
+def test_compressed_batch_in_and_out(client):
+    document = json.dumps({"requests": [{"id": f"s{i}", "url": "/v1/shelves/scifi/books"} for i in range(5)]}).encode()
+    r = client.post(BATCH, content=gzip.compress(document),
+                    headers={"content-type": "application/json", "content-encoding": "gzip", "accept-encoding": "gzip"})
+    assert r.status_code == 200 and r.headers["content-encoding"] == "gzip"
+    assert [x["status"] for x in r.json()["responses"]] == [200] * 5
+    bomb = gzip.compress(json.dumps({"requests": [{"id": "a", "url": "/v1/shelves/" + "x" * 2_000_000}]}).encode())
+    r = client.post(BATCH, content=bomb, headers={"content-encoding": "gzip"})
+    assert r.status_code == 413
 
 
 # ---- limits, deadline, disconnect ------------------------------------------------------------------
