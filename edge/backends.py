@@ -14,6 +14,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import grpc
 
@@ -104,6 +105,8 @@ class BackendRegistry:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
+        #: Called with each new route table, before it is swapped in.
+        self.on_rebuild: list[Callable[[RouteTable], None]] = []
 
     async def start(self, *, watch: bool = True) -> ReloadReport:
         for b in self.config.backends:
@@ -187,6 +190,8 @@ class BackendRegistry:
         table, problems = RouteTable.build(sources, self.codec_options)
         for p in problems:
             log.warning("route problem: %s", p)
+        for listener in self.on_rebuild:
+            listener(table)
         self.table, self.problems = table, problems  # the atomic swap
         self.generation += 1
 

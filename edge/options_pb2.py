@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x65\x64ge/options.proto\x12\x0f\x65\x64ge.options.v1\x1a google/protobuf/descriptor.proto\"a\n\x08\x41uthRule\x12\'\n\x04mode\x18\x01 \x01(\x0e\x32\x19.edge.options.v1.AuthMode\x12\x15\n\rscopes_all_of\x18\x02 \x03(\t\x12\x15\n\rscopes_any_of\x18\x03 \x03(\t\"I\n\x0cMethodPolicy\x12\'\n\x04\x61uth\x18\x01 \x01(\x0b\x32\x19.edge.options.v1.AuthRuleJ\x04\x08\x02\x10\x03R\nrate_limit*i\n\x08\x41uthMode\x12\x19\n\x15\x41UTH_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41UTH_MODE_REQUIRED\x10\x01\x12\x16\n\x12\x41UTH_MODE_OPTIONAL\x10\x02\x12\x12\n\x0e\x41UTH_MODE_NONE\x10\x03:V\n\rmethod_policy\x12\x1e.google.protobuf.MethodOptions\x18\x92\x94\x03 \x01(\x0b\x32\x1d.edge.options.v1.MethodPolicy:X\n\x0eservice_policy\x12\x1f.google.protobuf.ServiceOptions\x18\x92\x94\x03 \x01(\x0b\x32\x1d.edge.options.v1.MethodPolicyB2\n\x13\x64\x65v.edge.options.v1P\x01Z\x19\x65\x64ge/options/v1;optionsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12\x65\x64ge/options.proto\x12\x0f\x65\x64ge.options.v1\x1a google/protobuf/descriptor.proto\"a\n\x08\x41uthRule\x12\'\n\x04mode\x18\x01 \x01(\x0e\x32\x19.edge.options.v1.AuthMode\x12\x15\n\rscopes_all_of\x18\x02 \x03(\t\x12\x15\n\rscopes_any_of\x18\x03 \x03(\t\"l\n\x0cMethodPolicy\x12\'\n\x04\x61uth\x18\x01 \x01(\x0b\x32\x19.edge.options.v1.AuthRule\x12\x33\n\x0brate_limits\x18\x02 \x03(\x0b\x32\x1e.edge.options.v1.RateLimitRule\"p\n\rRateLimitRule\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\x12\x16\n\x0ewindow_seconds\x18\x03 \x01(\r\x12*\n\x03key\x18\x04 \x01(\x0e\x32\x1d.edge.options.v1.RateLimitKey*i\n\x08\x41uthMode\x12\x19\n\x15\x41UTH_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x41UTH_MODE_REQUIRED\x10\x01\x12\x16\n\x12\x41UTH_MODE_OPTIONAL\x10\x02\x12\x12\n\x0e\x41UTH_MODE_NONE\x10\x03*~\n\x0cRateLimitKey\x12\x1e\n\x1aRATE_LIMIT_KEY_UNSPECIFIED\x10\x00\x12\x1c\n\x18RATE_LIMIT_KEY_PRINCIPAL\x10\x01\x12\x15\n\x11RATE_LIMIT_KEY_IP\x10\x02\x12\x19\n\x15RATE_LIMIT_KEY_GLOBAL\x10\x03:V\n\rmethod_policy\x12\x1e.google.protobuf.MethodOptions\x18\x92\x94\x03 \x01(\x0b\x32\x1d.edge.options.v1.MethodPolicy:X\n\x0eservice_policy\x12\x1f.google.protobuf.ServiceOptions\x18\x92\x94\x03 \x01(\x0b\x32\x1d.edge.options.v1.MethodPolicyB2\n\x13\x64\x65v.edge.options.v1P\x01Z\x19\x65\x64ge/options/v1;optionsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,10 +33,14 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'edge.options_pb2', _globals
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\023dev.edge.options.v1P\001Z\031edge/options/v1;optionsv1'
-  _globals['_AUTHMODE']._serialized_start=247
-  _globals['_AUTHMODE']._serialized_end=352
+  _globals['_AUTHMODE']._serialized_start=396
+  _globals['_AUTHMODE']._serialized_end=501
+  _globals['_RATELIMITKEY']._serialized_start=503
+  _globals['_RATELIMITKEY']._serialized_end=629
   _globals['_AUTHRULE']._serialized_start=73
   _globals['_AUTHRULE']._serialized_end=170
   _globals['_METHODPOLICY']._serialized_start=172
-  _globals['_METHODPOLICY']._serialized_end=245
+  _globals['_METHODPOLICY']._serialized_end=280
+  _globals['_RATELIMITRULE']._serialized_start=282
+  _globals['_RATELIMITRULE']._serialized_end=394
 # @@protoc_insertion_point(module_scope)

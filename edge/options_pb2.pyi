@@ -14,10 +14,21 @@ class AuthMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     AUTH_MODE_REQUIRED: _ClassVar[AuthMode]
     AUTH_MODE_OPTIONAL: _ClassVar[AuthMode]
     AUTH_MODE_NONE: _ClassVar[AuthMode]
+
+class RateLimitKey(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RATE_LIMIT_KEY_UNSPECIFIED: _ClassVar[RateLimitKey]
+    RATE_LIMIT_KEY_PRINCIPAL: _ClassVar[RateLimitKey]
+    RATE_LIMIT_KEY_IP: _ClassVar[RateLimitKey]
+    RATE_LIMIT_KEY_GLOBAL: _ClassVar[RateLimitKey]
 AUTH_MODE_UNSPECIFIED: AuthMode
 AUTH_MODE_REQUIRED: AuthMode
 AUTH_MODE_OPTIONAL: AuthMode
 AUTH_MODE_NONE: AuthMode
+RATE_LIMIT_KEY_UNSPECIFIED: RateLimitKey
+RATE_LIMIT_KEY_PRINCIPAL: RateLimitKey
+RATE_LIMIT_KEY_IP: RateLimitKey
+RATE_LIMIT_KEY_GLOBAL: RateLimitKey
 METHOD_POLICY_FIELD_NUMBER: _ClassVar[int]
 method_policy: _descriptor.FieldDescriptor
 SERVICE_POLICY_FIELD_NUMBER: _ClassVar[int]
@@ -34,7 +45,21 @@ class AuthRule(_message.Message):
     def __init__(self, mode: _Optional[_Union[AuthMode, str]] = ..., scopes_all_of: _Optional[_Iterable[str]] = ..., scopes_any_of: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class MethodPolicy(_message.Message):
-    __slots__ = ("auth",)
+    __slots__ = ("auth", "rate_limits")
     AUTH_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMITS_FIELD_NUMBER: _ClassVar[int]
     auth: AuthRule
-    def __init__(self, auth: _Optional[_Union[AuthRule, _Mapping]] = ...) -> None: ...
+    rate_limits: _containers.RepeatedCompositeFieldContainer[RateLimitRule]
+    def __init__(self, auth: _Optional[_Union[AuthRule, _Mapping]] = ..., rate_limits: _Optional[_Iterable[_Union[RateLimitRule, _Mapping]]] = ...) -> None: ...
+
+class RateLimitRule(_message.Message):
+    __slots__ = ("name", "limit", "window_seconds", "key")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    limit: int
+    window_seconds: int
+    key: RateLimitKey
+    def __init__(self, name: _Optional[str] = ..., limit: _Optional[int] = ..., window_seconds: _Optional[int] = ..., key: _Optional[_Union[RateLimitKey, str]] = ...) -> None: ...

@@ -36,7 +36,15 @@ async def build_pipeline(config: GatewayConfig, registry: BackendRegistry) -> tu
     if config.rate_limits is not None and config.rate_limits.enabled:
         from .ratelimit import RateLimiter
 
+        from .ratelimit.declared import declared_limits
+
         limiter = RateLimiter(config.rate_limits, store)
+
+        def declare(table: Any) -> None:
+            limiter.set_declared_policies(declared_limits({r.method.full_name: r.method for r in table.routes}.values()))
+
+        declare(registry.table)
+        registry.on_rebuild.append(declare)
     if config.idempotency is not None and config.idempotency.enabled:
         from .idempotency import IdempotencyEngine
 

@@ -158,3 +158,24 @@ def test_fifty_concurrent_posts_one_key_execute_once(two_gateways, demo_backend)
     assert demo_backend.recorder.calls["CreateBook"] == 1
     assert {status for status, _ in results} == {200}
     assert len({body for _, body in results}) == 1
+
+
+def test_limit_declared_in_proto_applies_and_config_overrides_it(demo_backend):
+    # library.proto declares `search-per-user`: 30 per 60 s on SearchBooks.
+    config = gateway_config(
+        [{"name": "demo", "target": demo_backend.target}],
+        rate_limits={"policies": [{"name": "unrelated", "limit": 1000, "window": "1m", "match": ["GET /nowhere"]}]},
+    )
+    with running_gateway(config) as gw, httpx.Client(base_url=gw.url, timeout=10) as c:
+        statuses = [c.get("/v1/books:search", params={"q": "dune"}).status_code for _ in range(31)]
+        assert statuses == [200] * 30 + [429]
+        assert c.get("/v1/shelves/scifi").status_code == 200  # other methods are not limited by it
+    override = gateway_config(
+        [{"name": "demo", "target": demo_backend.target}],
+        rate_limits={"policies": [{"name": "search-per-user", "limit": 2, "window": "1m",
+                                   "match": ["edgedemo.library.v1.LibraryService/SearchBooks"]}]},
+    )
+    with running_gateway(override) as gw, httpx.Client(base_url=gw.url, timeout=10) as c:
+        first = c.get("/v1/books:search", params={"q": "dune"})
+        assert first.headers["ratelimit-policy"] == '"search-per-user";q=2;w=60'
+        assert [c.get("/v1/books:search", params={"q": "x"}).status_code for _ in range(2)] == [200, 429]

@@ -212,14 +212,22 @@ def _missing_dependencies(
 
 
 def _shipped_file(name: str) -> descriptor_pb2.FileDescriptorProto | None:
-    """A well-known or googleapis file as compiled into this process, if it is one."""
-    if not name.startswith(_SHIPPED_PREFIXES) or not name.endswith(".proto"):
+    """A file as compiled into this process, if it is one: a well-known or googleapis
+    file, or any other already in the default pool (such as the gateway's own option
+    protos that backend protos import)."""
+    if not name.endswith(".proto"):
         return None
+    pool = descriptor_pool.Default()
     try:
-        importlib.import_module(name[: -len(".proto")].replace("/", ".") + "_pb2")
-        found = descriptor_pool.Default().FindFileByName(name)
-    except (ImportError, KeyError):
-        return None
+        found = pool.FindFileByName(name)
+    except KeyError:
+        if not name.startswith(_SHIPPED_PREFIXES):
+            return None
+        try:
+            importlib.import_module(name[: -len(".proto")].replace("/", ".") + "_pb2")
+            found = pool.FindFileByName(name)
+        except (ImportError, KeyError):
+            return None
     proto = descriptor_pb2.FileDescriptorProto()
     found.CopyToProto(proto)
     return proto

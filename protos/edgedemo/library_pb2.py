@@ -29,9 +29,10 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from edge import options_pb2 as edge_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x65\x64gedemo/library.proto\x12\x13\x65\x64gedemo.library.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"y\n\x05Shelf\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\r\n\x05theme\x18\x02 \x01(\t\x12\x35\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x16\n\x08\x61rchived\x18\x04 \x01(\x08\x42\x04\xe2\x41\x01\x03\"\x93\x02\n\x04\x42ook\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x13\n\x05title\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x06\x61uthor\x18\x03 \x01(\t\x12\x12\n\npage_count\x18\x04 \x01(\x05\x12\x0c\n\x04isbn\x18\x05 \x01(\t\x12\x13\n\x0bprice_cents\x18\x06 \x01(\x03\x12)\n\x05genre\x18\x07 \x01(\x0e\x32\x1a.edgedemo.library.v1.Genre\x12\x0c\n\x04tags\x18\x08 \x03(\t\x12\x30\n\x0cpublish_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\rread_duration\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\";\n\x12ListShelvesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"[\n\x13ListShelvesResponse\x12+\n\x07shelves\x18\x01 \x03(\x0b\x32\x1a.edgedemo.library.v1.Shelf\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x0fGetShelfRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\'\n\x11\x43heckShelfRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"W\n\x12\x43reateShelfRequest\x12/\n\x05shelf\x18\x01 \x01(\x0b\x32\x1a.edgedemo.library.v1.ShelfB\x04\xe2\x41\x01\x02\x12\x10\n\x08shelf_id\x18\x02 \x01(\t\"7\n\x12\x44\x65leteShelfRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\")\n\x13\x41rchiveShelfRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x8a\x01\n\x10ListBooksRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0e\n\x06\x61uthor\x18\x04 \x01(\t\x12)\n\x05genre\x18\x05 \x01(\x0e\x32\x1a.edgedemo.library.v1.Genre\"V\n\x11ListBooksResponse\x12(\n\x05\x62ooks\x18\x01 \x03(\x0b\x32\x19.edgedemo.library.v1.Book\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"/\n\x0eGetBookRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x62ook_id\x18\x02 \x01(\t\"}\n\x11\x43reateBookRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x04\x62ook\x18\x02 \x01(\x0b\x32\x19.edgedemo.library.v1.BookB\x04\xe2\x41\x01\x02\x12\x0f\n\x07\x62ook_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"s\n\x11UpdateBookRequest\x12-\n\x04\x62ook\x18\x01 \x01(\x0b\x32\x19.edgedemo.library.v1.BookB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"8\n\x12SearchBooksRequest\x12\x0f\n\x01q\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"?\n\x13SearchBooksResponse\x12(\n\x05\x62ooks\x18\x01 \x03(\x0b\x32\x19.edgedemo.library.v1.Book\"E\n\x0fMoveBookRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1e\n\x10other_shelf_name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"<\n\x12StreamBooksRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08\x64\x65lay_ms\x18\x02 \x01(\x05\"Y\n\x12ImportBooksRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x04\x62ook\x18\x02 \x01(\x0b\x32\x19.edgedemo.library.v1.BookB\x04\xe2\x41\x01\x02\"<\n\x13ImportBooksResponse\x12\x16\n\x0eimported_count\x18\x01 \x01(\x05\x12\r\n\x05names\x18\x02 \x03(\t\")\n\x13GetBookCoverRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02*\x93\x01\n\x05Genre\x12\x15\n\x11GENRE_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x46ICTION\x10\x01\x12\x0f\n\x0bNON_FICTION\x10\x02\x12\x13\n\x0fSCIENCE_FICTION\x10\x03\x12\x0b\n\x07\x46\x41NTASY\x10\x04\x12\x0b\n\x07MYSTERY\x10\x05\x12\r\n\tBIOGRAPHY\x10\x06\x12\x0b\n\x07HISTORY\x10\x07\x12\n\n\x06POETRY\x10\x08\x32\xd0\x0e\n\x0eLibraryService\x12\x92\x01\n\x0bListShelves\x12\'.edgedemo.library.v1.ListShelvesRequest\x1a(.edgedemo.library.v1.ListShelvesResponse\"0\x82\xd3\xe4\x93\x02*\x12\x0b/v1/shelvesZ\x1b\x12\x10/v1/shelves:listb\x07shelves\x12j\n\x08GetShelf\x12$.edgedemo.library.v1.GetShelfRequest\x1a\x1a.edgedemo.library.v1.Shelf\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/{name=shelves/*}\x12r\n\nCheckShelf\x12&.edgedemo.library.v1.CheckShelfRequest\x1a\x16.google.protobuf.Empty\"$\x82\xd3\xe4\x93\x02\x1e\x42\x1c\n\x04HEAD\x12\x14/v1/{name=shelves/*}\x12n\n\x0b\x43reateShelf\x12\'.edgedemo.library.v1.CreateShelfRequest\x1a\x1a.edgedemo.library.v1.Shelf\"\x1a\x82\xd3\xe4\x93\x02\x14\"\x0b/v1/shelves:\x05shelf\x12l\n\x0b\x44\x65leteShelf\x12\'.edgedemo.library.v1.DeleteShelfRequest\x1a\x16.google.protobuf.Empty\"\x1c\x82\xd3\xe4\x93\x02\x16*\x14/v1/{name=shelves/*}\x12T\n\x0c\x41rchiveShelf\x12(.edgedemo.library.v1.ArchiveShelfRequest\x1a\x1a.edgedemo.library.v1.Shelf\x12\x80\x01\n\tListBooks\x12%.edgedemo.library.v1.ListBooksRequest\x1a&.edgedemo.library.v1.ListBooksResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/{parent=shelves/*}/books\x12\x86\x01\n\x07GetBook\x12#.edgedemo.library.v1.GetBookRequest\x1a\x19.edgedemo.library.v1.Book\";\x82\xd3\xe4\x93\x02\x35\x12\x1c/v1/{name=shelves/*/books/*}Z\x15\x12\x13/v1/books/{book_id}\x12{\n\nCreateBook\x12&.edgedemo.library.v1.CreateBookRequest\x1a\x19.edgedemo.library.v1.Book\"*\x82\xd3\xe4\x93\x02$\"\x1c/v1/{parent=shelves/*}/books:\x04\x62ook\x12\x80\x01\n\nUpdateBook\x12&.edgedemo.library.v1.UpdateBookRequest\x1a\x19.edgedemo.library.v1.Book\"/\x82\xd3\xe4\x93\x02)2!/v1/{book.name=shelves/*/books/*}:\x04\x62ook\x12z\n\x0bSearchBooks\x12\'.edgedemo.library.v1.SearchBooksRequest\x1a(.edgedemo.library.v1.SearchBooksResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/books:search\x12y\n\x08MoveBook\x12$.edgedemo.library.v1.MoveBookRequest\x1a\x19.edgedemo.library.v1.Book\",\x82\xd3\xe4\x93\x02&\"!/v1/{name=shelves/*/books/*}:move:\x01*\x12\x80\x01\n\x0bStreamBooks\x12\'.edgedemo.library.v1.StreamBooksRequest\x1a\x19.edgedemo.library.v1.Book\"+\x82\xd3\xe4\x93\x02%\x12#/v1/{parent=shelves/*}/books:stream0\x01\x12\x92\x01\n\x0bImportBooks\x12\'.edgedemo.library.v1.ImportBooksRequest\x1a(.edgedemo.library.v1.ImportBooksResponse\".\x82\xd3\xe4\x93\x02(\"#/v1/{parent=shelves/*}/books:import:\x01*(\x01\x12z\n\x0cGetBookCover\x12(.edgedemo.library.v1.GetBookCoverRequest\x1a\x14.google.api.HttpBody\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/{name=shelves/*/books/*}/coverb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x65\x64gedemo/library.proto\x12\x13\x65\x64gedemo.library.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x19google/api/httpbody.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12\x65\x64ge/options.proto\"y\n\x05Shelf\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\r\n\x05theme\x18\x02 \x01(\t\x12\x35\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x16\n\x08\x61rchived\x18\x04 \x01(\x08\x42\x04\xe2\x41\x01\x03\"\x93\x02\n\x04\x42ook\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x08\x12\x13\n\x05title\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x06\x61uthor\x18\x03 \x01(\t\x12\x12\n\npage_count\x18\x04 \x01(\x05\x12\x0c\n\x04isbn\x18\x05 \x01(\t\x12\x13\n\x0bprice_cents\x18\x06 \x01(\x03\x12)\n\x05genre\x18\x07 \x01(\x0e\x32\x1a.edgedemo.library.v1.Genre\x12\x0c\n\x04tags\x18\x08 \x03(\t\x12\x30\n\x0cpublish_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\rread_duration\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\";\n\x12ListShelvesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"[\n\x13ListShelvesResponse\x12+\n\x07shelves\x18\x01 \x03(\x0b\x32\x1a.edgedemo.library.v1.Shelf\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x0fGetShelfRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\'\n\x11\x43heckShelfRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"W\n\x12\x43reateShelfRequest\x12/\n\x05shelf\x18\x01 \x01(\x0b\x32\x1a.edgedemo.library.v1.ShelfB\x04\xe2\x41\x01\x02\x12\x10\n\x08shelf_id\x18\x02 \x01(\t\"7\n\x12\x44\x65leteShelfRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\")\n\x13\x41rchiveShelfRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x8a\x01\n\x10ListBooksRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0e\n\x06\x61uthor\x18\x04 \x01(\t\x12)\n\x05genre\x18\x05 \x01(\x0e\x32\x1a.edgedemo.library.v1.Genre\"V\n\x11ListBooksResponse\x12(\n\x05\x62ooks\x18\x01 \x03(\x0b\x32\x19.edgedemo.library.v1.Book\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"/\n\x0eGetBookRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x62ook_id\x18\x02 \x01(\t\"}\n\x11\x43reateBookRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x04\x62ook\x18\x02 \x01(\x0b\x32\x19.edgedemo.library.v1.BookB\x04\xe2\x41\x01\x02\x12\x0f\n\x07\x62ook_id\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"s\n\x11UpdateBookRequest\x12-\n\x04\x62ook\x18\x01 \x01(\x0b\x32\x19.edgedemo.library.v1.BookB\x04\xe2\x41\x01\x02\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"8\n\x12SearchBooksRequest\x12\x0f\n\x01q\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"?\n\x13SearchBooksResponse\x12(\n\x05\x62ooks\x18\x01 \x03(\x0b\x32\x19.edgedemo.library.v1.Book\"E\n\x0fMoveBookRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1e\n\x10other_shelf_name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"<\n\x12StreamBooksRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x10\n\x08\x64\x65lay_ms\x18\x02 \x01(\x05\"Y\n\x12ImportBooksRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12-\n\x04\x62ook\x18\x02 \x01(\x0b\x32\x19.edgedemo.library.v1.BookB\x04\xe2\x41\x01\x02\"<\n\x13ImportBooksResponse\x12\x16\n\x0eimported_count\x18\x01 \x01(\x05\x12\r\n\x05names\x18\x02 \x03(\t\")\n\x13GetBookCoverRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02*\x93\x01\n\x05Genre\x12\x15\n\x11GENRE_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x46ICTION\x10\x01\x12\x0f\n\x0bNON_FICTION\x10\x02\x12\x13\n\x0fSCIENCE_FICTION\x10\x03\x12\x0b\n\x07\x46\x41NTASY\x10\x04\x12\x0b\n\x07MYSTERY\x10\x05\x12\r\n\tBIOGRAPHY\x10\x06\x12\x0b\n\x07HISTORY\x10\x07\x12\n\n\x06POETRY\x10\x08\x32\xec\x0e\n\x0eLibraryService\x12\x92\x01\n\x0bListShelves\x12\'.edgedemo.library.v1.ListShelvesRequest\x1a(.edgedemo.library.v1.ListShelvesResponse\"0\x82\xd3\xe4\x93\x02*\x12\x0b/v1/shelvesZ\x1b\x12\x10/v1/shelves:listb\x07shelves\x12j\n\x08GetShelf\x12$.edgedemo.library.v1.GetShelfRequest\x1a\x1a.edgedemo.library.v1.Shelf\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/{name=shelves/*}\x12r\n\nCheckShelf\x12&.edgedemo.library.v1.CheckShelfRequest\x1a\x16.google.protobuf.Empty\"$\x82\xd3\xe4\x93\x02\x1e\x42\x1c\n\x04HEAD\x12\x14/v1/{name=shelves/*}\x12n\n\x0b\x43reateShelf\x12\'.edgedemo.library.v1.CreateShelfRequest\x1a\x1a.edgedemo.library.v1.Shelf\"\x1a\x82\xd3\xe4\x93\x02\x14\"\x0b/v1/shelves:\x05shelf\x12l\n\x0b\x44\x65leteShelf\x12\'.edgedemo.library.v1.DeleteShelfRequest\x1a\x16.google.protobuf.Empty\"\x1c\x82\xd3\xe4\x93\x02\x16*\x14/v1/{name=shelves/*}\x12T\n\x0c\x41rchiveShelf\x12(.edgedemo.library.v1.ArchiveShelfRequest\x1a\x1a.edgedemo.library.v1.Shelf\x12\x80\x01\n\tListBooks\x12%.edgedemo.library.v1.ListBooksRequest\x1a&.edgedemo.library.v1.ListBooksResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/v1/{parent=shelves/*}/books\x12\x86\x01\n\x07GetBook\x12#.edgedemo.library.v1.GetBookRequest\x1a\x19.edgedemo.library.v1.Book\";\x82\xd3\xe4\x93\x02\x35\x12\x1c/v1/{name=shelves/*/books/*}Z\x15\x12\x13/v1/books/{book_id}\x12{\n\nCreateBook\x12&.edgedemo.library.v1.CreateBookRequest\x1a\x19.edgedemo.library.v1.Book\"*\x82\xd3\xe4\x93\x02$\"\x1c/v1/{parent=shelves/*}/books:\x04\x62ook\x12\x80\x01\n\nUpdateBook\x12&.edgedemo.library.v1.UpdateBookRequest\x1a\x19.edgedemo.library.v1.Book\"/\x82\xd3\xe4\x93\x02)2!/v1/{book.name=shelves/*/books/*}:\x04\x62ook\x12\x95\x01\n\x0bSearchBooks\x12\'.edgedemo.library.v1.SearchBooksRequest\x1a(.edgedemo.library.v1.SearchBooksResponse\"3\x92\xa1\x19\x17\x12\x15\n\x0fsearch-per-user\x10\x1e\x18<\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/books:search\x12y\n\x08MoveBook\x12$.edgedemo.library.v1.MoveBookRequest\x1a\x19.edgedemo.library.v1.Book\",\x82\xd3\xe4\x93\x02&\"!/v1/{name=shelves/*/books/*}:move:\x01*\x12\x80\x01\n\x0bStreamBooks\x12\'.edgedemo.library.v1.StreamBooksRequest\x1a\x19.edgedemo.library.v1.Book\"+\x82\xd3\xe4\x93\x02%\x12#/v1/{parent=shelves/*}/books:stream0\x01\x12\x92\x01\n\x0bImportBooks\x12\'.edgedemo.library.v1.ImportBooksRequest\x1a(.edgedemo.library.v1.ImportBooksResponse\".\x82\xd3\xe4\x93\x02(\"#/v1/{parent=shelves/*}/books:import:\x01*(\x01\x12z\n\x0cGetBookCover\x12(.edgedemo.library.v1.GetBookCoverRequest\x1a\x14.google.api.HttpBody\"*\x82\xd3\xe4\x93\x02$\x12\"/v1/{name=shelves/*/books/*}/coverb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -99,7 +100,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LIBRARYSERVICE'].methods_by_name['UpdateBook']._loaded_options = None
   _globals['_LIBRARYSERVICE'].methods_by_name['UpdateBook']._serialized_options = b'\202\323\344\223\002)2!/v1/{book.name=shelves/*/books/*}:\004book'
   _globals['_LIBRARYSERVICE'].methods_by_name['SearchBooks']._loaded_options = None
-  _globals['_LIBRARYSERVICE'].methods_by_name['SearchBooks']._serialized_options = b'\202\323\344\223\002\022\022\020/v1/books:search'
+  _globals['_LIBRARYSERVICE'].methods_by_name['SearchBooks']._serialized_options = b'\222\241\031\027\022\025\n\017search-per-user\020\036\030<\202\323\344\223\002\022\022\020/v1/books:search'
   _globals['_LIBRARYSERVICE'].methods_by_name['MoveBook']._loaded_options = None
   _globals['_LIBRARYSERVICE'].methods_by_name['MoveBook']._serialized_options = b'\202\323\344\223\002&\"!/v1/{name=shelves/*/books/*}:move:\001*'
   _globals['_LIBRARYSERVICE'].methods_by_name['StreamBooks']._loaded_options = None
@@ -108,50 +109,50 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LIBRARYSERVICE'].methods_by_name['ImportBooks']._serialized_options = b'\202\323\344\223\002(\"#/v1/{parent=shelves/*}/books:import:\001*'
   _globals['_LIBRARYSERVICE'].methods_by_name['GetBookCover']._loaded_options = None
   _globals['_LIBRARYSERVICE'].methods_by_name['GetBookCover']._serialized_options = b'\202\323\344\223\002$\022\"/v1/{name=shelves/*/books/*}/cover'
-  _globals['_GENRE']._serialized_start=2064
-  _globals['_GENRE']._serialized_end=2211
-  _globals['_SHELF']._serialized_start=265
-  _globals['_SHELF']._serialized_end=386
-  _globals['_BOOK']._serialized_start=389
-  _globals['_BOOK']._serialized_end=664
-  _globals['_LISTSHELVESREQUEST']._serialized_start=666
-  _globals['_LISTSHELVESREQUEST']._serialized_end=725
-  _globals['_LISTSHELVESRESPONSE']._serialized_start=727
-  _globals['_LISTSHELVESRESPONSE']._serialized_end=818
-  _globals['_GETSHELFREQUEST']._serialized_start=820
-  _globals['_GETSHELFREQUEST']._serialized_end=857
-  _globals['_CHECKSHELFREQUEST']._serialized_start=859
-  _globals['_CHECKSHELFREQUEST']._serialized_end=898
-  _globals['_CREATESHELFREQUEST']._serialized_start=900
-  _globals['_CREATESHELFREQUEST']._serialized_end=987
-  _globals['_DELETESHELFREQUEST']._serialized_start=989
-  _globals['_DELETESHELFREQUEST']._serialized_end=1044
-  _globals['_ARCHIVESHELFREQUEST']._serialized_start=1046
-  _globals['_ARCHIVESHELFREQUEST']._serialized_end=1087
-  _globals['_LISTBOOKSREQUEST']._serialized_start=1090
-  _globals['_LISTBOOKSREQUEST']._serialized_end=1228
-  _globals['_LISTBOOKSRESPONSE']._serialized_start=1230
-  _globals['_LISTBOOKSRESPONSE']._serialized_end=1316
-  _globals['_GETBOOKREQUEST']._serialized_start=1318
-  _globals['_GETBOOKREQUEST']._serialized_end=1365
-  _globals['_CREATEBOOKREQUEST']._serialized_start=1367
-  _globals['_CREATEBOOKREQUEST']._serialized_end=1492
-  _globals['_UPDATEBOOKREQUEST']._serialized_start=1494
-  _globals['_UPDATEBOOKREQUEST']._serialized_end=1609
-  _globals['_SEARCHBOOKSREQUEST']._serialized_start=1611
-  _globals['_SEARCHBOOKSREQUEST']._serialized_end=1667
-  _globals['_SEARCHBOOKSRESPONSE']._serialized_start=1669
-  _globals['_SEARCHBOOKSRESPONSE']._serialized_end=1732
-  _globals['_MOVEBOOKREQUEST']._serialized_start=1734
-  _globals['_MOVEBOOKREQUEST']._serialized_end=1803
-  _globals['_STREAMBOOKSREQUEST']._serialized_start=1805
-  _globals['_STREAMBOOKSREQUEST']._serialized_end=1865
-  _globals['_IMPORTBOOKSREQUEST']._serialized_start=1867
-  _globals['_IMPORTBOOKSREQUEST']._serialized_end=1956
-  _globals['_IMPORTBOOKSRESPONSE']._serialized_start=1958
-  _globals['_IMPORTBOOKSRESPONSE']._serialized_end=2018
-  _globals['_GETBOOKCOVERREQUEST']._serialized_start=2020
-  _globals['_GETBOOKCOVERREQUEST']._serialized_end=2061
-  _globals['_LIBRARYSERVICE']._serialized_start=2214
-  _globals['_LIBRARYSERVICE']._serialized_end=4086
+  _globals['_GENRE']._serialized_start=2084
+  _globals['_GENRE']._serialized_end=2231
+  _globals['_SHELF']._serialized_start=285
+  _globals['_SHELF']._serialized_end=406
+  _globals['_BOOK']._serialized_start=409
+  _globals['_BOOK']._serialized_end=684
+  _globals['_LISTSHELVESREQUEST']._serialized_start=686
+  _globals['_LISTSHELVESREQUEST']._serialized_end=745
+  _globals['_LISTSHELVESRESPONSE']._serialized_start=747
+  _globals['_LISTSHELVESRESPONSE']._serialized_end=838
+  _globals['_GETSHELFREQUEST']._serialized_start=840
+  _globals['_GETSHELFREQUEST']._serialized_end=877
+  _globals['_CHECKSHELFREQUEST']._serialized_start=879
+  _globals['_CHECKSHELFREQUEST']._serialized_end=918
+  _globals['_CREATESHELFREQUEST']._serialized_start=920
+  _globals['_CREATESHELFREQUEST']._serialized_end=1007
+  _globals['_DELETESHELFREQUEST']._serialized_start=1009
+  _globals['_DELETESHELFREQUEST']._serialized_end=1064
+  _globals['_ARCHIVESHELFREQUEST']._serialized_start=1066
+  _globals['_ARCHIVESHELFREQUEST']._serialized_end=1107
+  _globals['_LISTBOOKSREQUEST']._serialized_start=1110
+  _globals['_LISTBOOKSREQUEST']._serialized_end=1248
+  _globals['_LISTBOOKSRESPONSE']._serialized_start=1250
+  _globals['_LISTBOOKSRESPONSE']._serialized_end=1336
+  _globals['_GETBOOKREQUEST']._serialized_start=1338
+  _globals['_GETBOOKREQUEST']._serialized_end=1385
+  _globals['_CREATEBOOKREQUEST']._serialized_start=1387
+  _globals['_CREATEBOOKREQUEST']._serialized_end=1512
+  _globals['_UPDATEBOOKREQUEST']._serialized_start=1514
+  _globals['_UPDATEBOOKREQUEST']._serialized_end=1629
+  _globals['_SEARCHBOOKSREQUEST']._serialized_start=1631
+  _globals['_SEARCHBOOKSREQUEST']._serialized_end=1687
+  _globals['_SEARCHBOOKSRESPONSE']._serialized_start=1689
+  _globals['_SEARCHBOOKSRESPONSE']._serialized_end=1752
+  _globals['_MOVEBOOKREQUEST']._serialized_start=1754
+  _globals['_MOVEBOOKREQUEST']._serialized_end=1823
+  _globals['_STREAMBOOKSREQUEST']._serialized_start=1825
+  _globals['_STREAMBOOKSREQUEST']._serialized_end=1885
+  _globals['_IMPORTBOOKSREQUEST']._serialized_start=1887
+  _globals['_IMPORTBOOKSREQUEST']._serialized_end=1976
+  _globals['_IMPORTBOOKSRESPONSE']._serialized_start=1978
+  _globals['_IMPORTBOOKSRESPONSE']._serialized_end=2038
+  _globals['_GETBOOKCOVERREQUEST']._serialized_start=2040
+  _globals['_GETBOOKCOVERREQUEST']._serialized_end=2081
+  _globals['_LIBRARYSERVICE']._serialized_start=2234
+  _globals['_LIBRARYSERVICE']._serialized_end=4134
 # @@protoc_insertion_point(module_scope)

@@ -183,7 +183,9 @@ class LibraryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SearchBooks(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Search is expensive: the backend team asks the gateway to limit it
+        (the gateway config may override this by defining a policy of the same name).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
