@@ -32,6 +32,7 @@ from .http import (
 )
 from .observability.observer import RequestObserver
 from .pipeline import Call, CallRecord, Pipeline
+from .readiness import Readiness
 from .runtime import build_pipeline
 
 log = logging.getLogger("edge.app")
@@ -52,12 +53,14 @@ class GatewayApp:
         self.batch = BatchEndpoint(config.batch) if config.batch is not None else None
         self.observer: RequestObserver | None = None
         self.docs: ApiDocs | None = None
+        self.readiness: Readiness | None = None
         self._body_limit = config.compression.decompression_limit(config.transcoding.max_body_bytes)
 
     async def start(self) -> None:
         self.pipeline, self._closers = await build_pipeline(self.config, self.registry)
         self.observer = RequestObserver(self.config.access_log)
         self.docs = ApiDocs(self.config, self.registry, self.pipeline.policies)
+        self.readiness = Readiness(self.registry, self.pipeline.store)
 
     async def close(self) -> None:
         for close in reversed(self._closers):
@@ -105,8 +108,7 @@ class GatewayApp:
         if path in (OPENAPI_PATH, DOCS_PATH) and scope["method"] in ("GET", "HEAD"):
             return await docs.respond(path, send, id_header)
         if self.batch is not None and path == self.batch.path:  # before any route: the batch runs its items through the pipeline
-            await self.batch.handle(pipeline, scope, receive, send, headers, request_id, self._client_ip(scope, headers))
-            return
+            return await self._batch(pipeline, observer, scope, receive, send, headers, request_id)
         started = asyncio.get_running_loop().time()
         call = Call(
             http_method=scope["method"],
@@ -146,9 +148,30 @@ class GatewayApp:
             observer.finish(call, record, http_status=status, bytes_out=sent,
                             total_s=asyncio.get_running_loop().time() - started, path=path)
 
+    async def _batch(self, pipeline: Pipeline, observer: RequestObserver, scope: Scope, receive: Receive, send: Send,
+                     headers: dict[str, str], request_id: str) -> None:
+        """One access-log line for the batch and one per item, all sharing the batch's request id."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert self.batch is not None
+        with observer.metrics.inflight():
+            result = await self.batch.handle(pipeline, scope, receive, send, headers, request_id,
+                                             self._client_ip(scope, headers))
+        if result.items:
+            observer.metrics.batch(len(result.items))
+        for item in result.items:
+            status = item.reply.status if item.reply is not None else (item.record.http_status or 0)
+            sent = len(item.reply.body) if item.reply is not None else 0
+            observer.finish(item.call, item.record, http_status=status, bytes_out=sent, total_s=item.seconds,
+                            path=item.call.raw_path, batch_id=request_id)
+        observer.finish(result.call, result.record, http_status=result.record.http_status or 0,
+                        bytes_out=result.bytes_out, total_s=loop.time() - started, path=scope["path"])
+
     async def _ready(self, send: Send, id_header: tuple[bytes, bytes]) -> None:
-        ready = self.registry.ready() and not self.draining
-        body = {"status": "ready" if ready else "not ready", "backends": self.registry.status(), "draining": self.draining}
+        if self.readiness is None:  # not started yet
+            ready, body = False, {"status": "starting"}
+        else:
+            ready, body = await self.readiness.report(self.draining)
         await send_response(send, 200 if ready else 503, [(b"content-type", JSON_CONTENT_TYPE), id_header], json_bytes(body))
 
 

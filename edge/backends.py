@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from transcoding.descriptors import DescriptorLoadError, LoadedDescriptors, load_from_file, load_from_reflection
 from transcoding.invoker import make_channel
@@ -28,6 +29,8 @@ from .observability.metrics import get_metrics
 
 log = logging.getLogger("edge.backends")
 
+HEALTH_TIMEOUT = 1.0
+
 
 @dataclass
 class BackendState:
@@ -38,6 +41,7 @@ class BackendState:
     last_error: str | None = None
     loaded_at: float | None = None
     failures: int = 0
+    health: str = "UNKNOWN"  # grpc.health.v1: SERVING, NOT_SERVING, UNIMPLEMENTED (not served), UNREACHABLE
 
 
 @dataclass
@@ -104,6 +108,7 @@ class BackendRegistry:
         self.generation = 0
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
+        self._health_task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         #: Called with each new route table, before it is swapped in.
         self.on_rebuild: list[Callable[[RouteTable], None]] = []
@@ -115,13 +120,16 @@ class BackendRegistry:
         report = await self.reload()
         if watch:
             self._task = asyncio.create_task(self._watch(), name="edge-descriptor-reload")
+            self._health_task = asyncio.create_task(self._watch_health(), name="edge-backend-health")
         return report
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in (self._task, self._health_task):
+            if task is None:
+                continue
+            task.cancel()
             try:
-                await self._task
+                await task
             except asyncio.CancelledError:
                 pass
         await asyncio.gather(*(s.channel.close() for s in self.backends.values()), return_exceptions=True)
@@ -133,6 +141,8 @@ class BackendRegistry:
         return {
             name: {
                 "target": s.config.target,
+                "required": s.config.required,
+                "health": s.health,
                 "loaded": s.descriptors is not None,
                 "services": s.descriptors.services if s.descriptors else [],
                 "last_error": s.last_error,
@@ -202,6 +212,29 @@ class BackendRegistry:
         if failing:
             delays.append(min(t.retry_interval * 2 ** (max(failing) - 1), max(t.reload_interval, t.retry_interval)))
         return min(delays) if delays else 3600.0
+
+    async def check_health(self) -> None:
+        """Ask every backend's grpc.health.v1 for its overall status ("" service)."""
+        await asyncio.gather(*(self._check_one(s) for s in self.backends.values()))
+
+    async def _check_one(self, state: BackendState) -> None:
+        stub = health_pb2_grpc.HealthStub(state.channel)
+        try:
+            reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=HEALTH_TIMEOUT)
+            health = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        except grpc.aio.AioRpcError as err:
+            health = "UNIMPLEMENTED" if err.code() is grpc.StatusCode.UNIMPLEMENTED else "UNREACHABLE"
+        if health != state.health:
+            log.info("backend %s health: %s -> %s", state.config.name, state.health, health)
+        state.health = health
+
+    async def _watch_health(self) -> None:
+        while True:
+            try:
+                await self.check_health()
+            except Exception:  # the watcher must outlive any single failed check
+                log.exception("backend health check failed")
+            await asyncio.sleep(self.config.transcoding.health_interval)
 
     async def _watch(self) -> None:
         while True:

@@ -190,7 +190,7 @@ class BatchEndpoint:
         items = parse_batch(call.body, self.config)
         timeout = client_deadline(call.headers, self.config.max_timeout, self.config.max_timeout)
         headers_out: RawHeaders = [(b"content-type", JSON_CONTENT_TYPE)]
-        headers_out += await pipeline.charge(call, None, record, cost=len(items))
+        headers_out += await pipeline.charge_items(call, record, [(i.method, i.url.partition("?")[0]) for i in items])
 
         begin = None
         engine = pipeline.idempotency

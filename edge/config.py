@@ -142,6 +142,7 @@ class Transcoding(Section):
     response_metadata: bool = Field(False, description="return backend metadata as Grpc-Metadata-<key> headers")
     reload_interval: Duration = Field(60.0, ge=0, description="re-read descriptors this often; 0 disables")
     retry_interval: Duration = Field(2.0, gt=0, description="first retry delay for a backend that failed to load")
+    health_interval: Duration = Field(5.0, gt=0, description="how often backends' grpc.health.v1 status is polled")
 
     @field_validator("forward_headers")
     @classmethod

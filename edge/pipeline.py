@@ -98,8 +98,10 @@ class Pipeline:
         policies: PolicyResolver | None = None,
         limiter: RateLimiter | None = None,
         idempotency: IdempotencyEngine | None = None,
+        store: Any | None = None,
     ) -> None:
         self.config = config
+        self.store = store  # the shared state store behind limits and idempotency, if any
         self.registry = registry
         self.authenticator = authenticator
         self.policies = policies
@@ -142,21 +144,41 @@ class Pipeline:
         record.principal = outcome.principal.subject if outcome.principal else None
         return policy
 
-    async def charge(self, call: Call, route: Route | None, record: CallRecord, cost: int = 1) -> RawHeaders:
-        """Rate limits for this call (or, from the batch endpoint, for a whole batch)."""
-        if self.limiter is None or call.charged:
-            return []
+    def _limit_context(self, call: Call, http_method: str, route: Route | None, path: str) -> RateLimitContext:
         principal = call.principal
-        ctx = RateLimitContext(
+        return RateLimitContext(
             principal_id=principal.subject if principal else None,
             claims=principal.claims if principal else None,
             client_ip=call.client_ip,
-            route=route.template if route else call.raw_path,
+            route=route.template if route else path,
             service=route.method.containing_service.full_name if route else "",
             method=route.full_method if route else "",
-            http_method=call.http_method,
+            http_method=http_method,
         )
-        decision = await self.limiter.check(ctx, cost=cost)
+
+    async def charge(self, call: Call, route: Route | None, record: CallRecord) -> RawHeaders:
+        """Rate limits for this call, all its policies in one store round trip."""
+        if self.limiter is None or call.charged:
+            return []
+        ctx = self._limit_context(call, call.http_method, route, call.raw_path)
+        return self._limit_outcome(await self.limiter.check(ctx), call, record)
+
+    async def charge_items(self, call: Call, record: CallRecord, items: list[tuple[str, str]]) -> RawHeaders:
+        """A batch's charge: one unit per item on every policy its route falls under, all
+        items decided together before any runs, so a batch never half-runs for lack of budget."""
+        if self.limiter is None or call.charged or not items:
+            return []
+        table = self.registry.table
+        contexts = []
+        for http_method, path in items:
+            try:
+                route: Route | None = table.lookup(http_method, path)[0]
+            except errors.TranscodeError:
+                route = None  # still one unit: the item is answered (404, 405...) like a single call
+            contexts.append((self._limit_context(call, http_method, route, path), 1))
+        return self._limit_outcome(await self.limiter.check_many(contexts), call, record)
+
+    def _limit_outcome(self, decision: Any, call: Call, record: CallRecord) -> RawHeaders:
         record.ratelimit_decision = "allowed" if decision.allowed else "limited"
         record.ratelimit = [
             {"policy": p.name, "limit": p.quota, "remaining": p.remaining} for p in decision.policies_applied

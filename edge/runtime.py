@@ -50,6 +50,7 @@ async def build_pipeline(config: GatewayConfig, registry: BackendRegistry) -> tu
 
         idempotency = IdempotencyEngine(config.idempotency, store)
     pipeline = Pipeline(
-        config, registry, authenticator=authenticator, policies=policies, limiter=limiter, idempotency=idempotency
+        config, registry, authenticator=authenticator, policies=policies, limiter=limiter, idempotency=idempotency,
+        store=store,
     )
     return pipeline, closers

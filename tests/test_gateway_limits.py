@@ -179,3 +179,21 @@ def test_limit_declared_in_proto_applies_and_config_overrides_it(demo_backend):
         first = c.get("/v1/books:search", params={"q": "dune"})
         assert first.headers["ratelimit-policy"] == '"search-per-user";q=2;w=60'
         assert [c.get("/v1/books:search", params={"q": "x"}).status_code for _ in range(2)] == [200, 429]
+
+
+def test_batch_items_charge_their_own_routes_policies(demo_backend):
+    config = gateway_config(
+        [{"name": "demo", "target": demo_backend.target}],
+        rate_limits={"policies": [{"name": "shelf-reads", "limit": 2, "window": "1m", "key": "ip",
+                                   "match": ["edgedemo.library.v1.LibraryService/GetShelf"]}]},
+    )
+    item = {"method": "GET", "url": "/v1/shelves/scifi"}
+    with running_gateway(config) as gw, httpx.Client(base_url=gw.url, timeout=10) as c:
+        too_many = c.post("/v1/batch", json={"requests": [dict(item, id=str(i)) for i in range(3)]})
+        assert too_many.status_code == 429  # three items on a policy of two: nothing runs
+        assert demo_backend.recorder.calls["GetShelf"] == 0
+        ok = c.post("/v1/batch", json={"requests": [dict(item, id="a"), dict(item, id="b"),
+                                                    {"id": "c", "method": "GET", "url": "/v1/users/ada"}]})
+        assert ok.status_code == 200 and [r["status"] for r in ok.json()["responses"]] == [200, 200, 200]
+        assert c.get("/v1/shelves/scifi").status_code == 429  # the batch spent the budget
+        assert c.get("/v1/users/ada").status_code == 200      # other routes are not under the policy

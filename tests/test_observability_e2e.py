@@ -138,3 +138,17 @@ def test_openapi_served_and_refreshed_on_reload(observed):
     generation = gw.registry.generation
     assert client.get("/openapi.json").content == doc.content  # cached per generation
     assert gw.registry.generation == generation
+
+
+def test_batch_logs_one_line_for_the_batch_and_one_per_item(observed):
+    _, client, log_file = observed
+    r = client.post("/v1/batch", headers={"x-request-id": "batch-7"}, json={"requests": [
+        {"id": "a", "method": "GET", "url": "/v1/shelves/scifi"},
+        {"id": "b", "method": "GET", "url": "/v1/nowhere"},
+    ]})
+    assert r.status_code == 200
+    lines = _lines(log_file, 3)
+    items = [l for l in lines if l["batch_id"] == "batch-7"]
+    assert sorted((l["request_id"], l["http_status"]) for l in items) == [("batch-7/a", 200), ("batch-7/b", 404)]
+    batch = [l for l in lines if l["request_id"] == "batch-7"]
+    assert len(batch) == 1 and batch[0]["http_status"] == 200 and batch[0]["path"] == "/v1/batch"

@@ -144,6 +144,7 @@ class _Spec:
     limit: int
     window: float
     key: str
+    cost: int = 1
 
 
 @dataclass(slots=True)
@@ -236,17 +237,49 @@ class RateLimiter:
             limit, window = p.rate(ctx.claims)
             if cost > limit:
                 return self._refuse_cost(p, limit, window, cost)
-            specs.append(_Spec(p, limit, window, f"{p.code}:{p.name}:{limit}/{round(window * 1000)}:{p.partition(ctx)}"))
+            specs.append(_Spec(p, limit, window, self._key(p, limit, window, ctx), cost))
+        return await self._charge(specs)
+
+    async def check_many(self, requests: Sequence[tuple[RateLimitContext, int]]) -> RateLimitDecision:
+        """Decide several requests together, all or nothing, in one store call: a batch
+        whose items hit different routes is charged on every policy any item falls
+        under (a counter shared by items is charged their summed cost)."""
+        if not self.config.enabled:
+            return _ALLOW_NONE
+        merged: dict[str, _Spec] = {}
+        for ctx, cost in requests:
+            if cost < 1:
+                raise ValueError("cost must be at least 1")
+            for p in self._select(ctx) or ():
+                limit, window = p.rate(ctx.claims)
+                key = self._key(p, limit, window, ctx)
+                spec = merged.get(key)
+                if spec is None:
+                    merged[key] = _Spec(p, limit, window, key, cost)
+                else:
+                    spec.cost += cost
+        if not merged:
+            return _ALLOW_NONE
+        for spec in merged.values():
+            if spec.cost > spec.limit:
+                return self._refuse_cost(spec.policy, spec.limit, spec.window, spec.cost)
+        return await self._charge(list(merged.values()))
+
+    @staticmethod
+    def _key(p: _Policy, limit: int, window: float, ctx: RateLimitContext) -> str:
+        return f"{p.code}:{p.name}:{limit}/{round(window * 1000)}:{p.partition(ctx)}"
+
+    async def _charge(self, specs: list[_Spec]) -> RateLimitDecision:
         now = self._clock() if self._clock is not None else None
         try:
             if self._hybrid and any(s.policy.hybrid for s in specs):
-                decision = await self._check_hybrid(specs, cost, now)
+                decision = await self._check_hybrid(specs, now)
             else:
                 results = await self.store.rate_limit(
-                    [LimitCheck(s.key, s.policy.algorithm, s.limit, s.window, cost) for s in specs], now)
+                    [LimitCheck(s.key, s.policy.algorithm, s.limit, s.window, s.cost) for s in specs], now)
                 decision = self._decide(specs, results, "ok")
         except StoreUnavailable as e:
-            return self._store_failed(specs, cost, now, e)
+            return self._store_failed(specs, now, e)
         if self._was_degraded:
             self._was_degraded = False
             log.warning("rate limit store %s answers again; limits are fleet-wide again", self.store.name)
@@ -280,7 +313,7 @@ class RateLimiter:
                                  f"request cost {cost} exceeds the whole limit of {p.name!r} "
                                  f"({limit} per {_window_text(window)}); it can never be admitted")
 
-    def _store_failed(self, specs: Sequence[_Spec], cost: int, now: float | None,
+    def _store_failed(self, specs: Sequence[_Spec], now: float | None,
                       error: StoreUnavailable) -> RateLimitDecision:
         self.counters.store_errors += 1
         if not self._was_degraded:
@@ -292,20 +325,20 @@ class RateLimiter:
             self.counters.decisions["closed"] += 1
             return RateLimitDecision(False, [], 1, "unavailable", closed.policy.name,
                                      f"rate limit store unavailable and policy {closed.policy.name!r} fails closed")
-        local = [_Spec(s.policy, max(1, int(s.limit * s.policy.share)), s.window, s.key)
+        local = [_Spec(s.policy, max(1, int(s.limit * s.policy.share)), s.window, s.key, s.cost)
                  for s in specs if s.policy.on_failure == "degrade"]
         if not local:
             self.counters.decisions["open"] += 1
             return RateLimitDecision(True, [], None, "open")
         results = self._local.rate_limit_sync(
-            [LimitCheck(s.key, s.policy.algorithm, s.limit, s.window, cost) for s in local], now)
+            [LimitCheck(s.key, s.policy.algorithm, s.limit, s.window, s.cost) for s in local], now)
         return self._decide(local, results, "degraded")
 
     def _batch(self, spec: _Spec) -> int:
         return max(1, min(self.config.hybrid.batch, spec.limit))
 
-    async def _check_hybrid(self, specs: Sequence[_Spec], cost: int, now: float | None) -> RateLimitDecision:
-        """Spend local leases; refill the ones short of `cost` from Redis in one call.
+    async def _check_hybrid(self, specs: Sequence[_Spec], now: float | None) -> RateLimitDecision:
+        """Spend local leases; refill the ones short of each spec's cost from Redis in one call.
         Concurrent requests short of the same lease wait for one refill instead of each
         leasing a batch (which would strand units in this process)."""
         leases = self._leases
@@ -314,7 +347,7 @@ class RateLimiter:
             for s in specs:
                 if s.policy.hybrid and s.key in self._refilling:
                     lease = leases.get(s.key)
-                    if lease is None or lease.left < cost:
+                    if lease is None or lease.left < s.cost:
                         waiting.append(self._refilling[s.key])
             if not waiting:
                 break
@@ -323,6 +356,7 @@ class RateLimiter:
         taken: list[tuple[_Lease, int]] = []
         need: list[tuple[int, int, int]] = []  # (spec index, min units, max units)
         for i, s in enumerate(specs):
+            cost = s.cost
             if not s.policy.hybrid:
                 need.append((i, cost, cost))
                 continue
@@ -373,7 +407,7 @@ class RateLimiter:
                     lease = leases.get(specs[i].key)
                     if lease is None:
                         lease = leases[specs[i].key] = _Lease(0, t + r.retry_after)
-                    lease.blocked_until, lease.blocked_cost = t + r.retry_after, cost
+                    lease.blocked_until, lease.blocked_cost = t + r.retry_after, specs[i].cost
                     lease.expires = max(lease.expires, lease.blocked_until)
             applied = [self._lease_view(s, t, by_index.get(i)) for i, s in enumerate(specs)]
             worst = max(by_index, key=lambda i: by_index[i].retry_after)
