@@ -38,14 +38,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 async def _check(config: GatewayConfig) -> list[str]:
     from .backends import BackendRegistry
+    from .checks import missing_files, unknown_methods
 
     registry = BackendRegistry(config)
-    problems: list[str] = []
+    problems: list[str] = missing_files(config)
     try:
         report = await registry.start(watch=False)
         for name, message in report.failed.items():
             problems.append(f"backend {name}: {message}")
         problems.extend(str(p) for p in report.problems)
+        if not report.failed:  # with a backend missing, its methods would all look unknown
+            problems.extend(unknown_methods(config, registry.table))
         print(f"{len(registry.table.routes)} routes from {sum(1 for s in registry.backends.values() if s.descriptors)} backends")
     finally:
         await registry.close()

@@ -101,3 +101,27 @@ def test_serve_then_reload_then_sigterm(tmp_path, demo_backend, unused_port):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_check_reports_missing_files_and_unknown_policy_methods(tmp_path, demo_descriptor_set):
+    config = tmp_path / "edge.yaml"
+    config.write_text(f"""
+listen: {{tls: {{cert_file: {tmp_path}/nope.pem, key_file: {tmp_path}/nope.key}}}}
+backends: [{{name: demo, target: '127.0.0.1:1', descriptors: {demo_descriptor_set}}}]
+auth:
+  issuers: [{{issuer: i, audiences: [a], algorithms: [RS256], jwks_file: {tmp_path}/jwks.json}}]
+  policies:
+    - {{match: "edgedemo.library.v1.LibraryService/GetShelff", auth: none}}
+    - {{match: "edgedemo.library.v1.LibraryService/*", scopes_all_of: [read]}}
+rate_limits:
+  policies: [{{name: p, limit: 1, window: 1s, match: ["edgedemo.nope.v1.Gone/*"]}}]
+""")
+    result = _run("check", "--config", str(config))
+    assert result.returncode == 1
+    err = result.stderr
+    assert f"listen.tls.cert_file: file {tmp_path}/nope.pem does not exist" in err
+    assert "auth.issuers.0.jwks_file" in err
+    assert "auth.policies.0.match: 'edgedemo.library.v1.LibraryService/GetShelff' names no method" in err
+    assert "rate_limits.policies.0.match: 'edgedemo.nope.v1.Gone/*' names service edgedemo.nope.v1.Gone" in err
+    assert "auth.policies.1" not in err
+    assert "5 problem(s) found" in err

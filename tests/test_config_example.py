@@ -1,0 +1,14 @@
+"""The documented example config must stay a valid config."""
+from pathlib import Path
+
+from edge.config import load_config
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "edge.example.yaml"
+
+
+def test_example_config_validates():
+    config = load_config(EXAMPLE)
+    assert [b.name for b in config.backends] == ["library", "users"]
+    assert config.auth is not None and config.auth.issuers[0].expected_typ == "at+jwt"
+    assert config.store.backend == "redis"
+    assert {p.name for p in config.rate_limits.policies} == {"per-user", "per-user-burst", "per-ip", "writes"}
