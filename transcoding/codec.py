@@ -32,6 +32,7 @@ MessageToJson(indent=None) (that still puts spaces after separators).
 """
 from __future__ import annotations
 
+import base64
 import json
 import re
 from typing import Any, Iterable
@@ -383,6 +384,8 @@ class ResponseCodec:
         else:
             self.is_http_body = _is_http_body(output_type)
         self.stream_content_type: str | None = None if self.is_http_body else "application/x-ndjson"
+        # emit_unpopulated needs every field's default: json_format does that (rarely configured).
+        self._fast: _DictEncoder | None = None if emit_unpopulated else _DictEncoder(use_proto_names, self._to_dict_slow)
 
     def encode(self, message: Message) -> tuple[bytes, str]:
         """(body, content type): compact proto3 JSON, or an HttpBody's raw bytes."""
@@ -419,6 +422,14 @@ class ResponseCodec:
         return self._to_dict(scratch).get(self._leaf_key, self._leaf_default)
 
     def _to_dict(self, message: Message) -> Any:
+        if self._fast is not None:
+            try:
+                return self._fast.message(message)
+            except Exception:  # anything unusual: json_format decides (and reports errors its way)
+                pass
+        return self._to_dict_slow(message)
+
+    def _to_dict_slow(self, message: Message) -> Any:
         try:
             return json_format.MessageToDict(
                 message,
@@ -437,3 +448,120 @@ class ResponseCodec:
                 preserving_proto_field_name=self.use_proto_names,
                 descriptor_pool=_descriptor_pool.Default(),
             )
+
+
+# ------------------------------------------------------- fast response JSON
+
+class _Fallback(Exception):
+    """A value the fast encoder does not handle: json_format takes the whole message."""
+
+
+_WKT_STRING_FORMS = frozenset({"google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask"})
+_WKT_DELEGATED = frozenset({"google.protobuf.Any", "google.protobuf.Struct", "google.protobuf.Value",
+                            "google.protobuf.ListValue"})
+_INT64_CPP = frozenset({FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_UINT64})
+
+
+class _DictEncoder:
+    """Message -> the dict json_format.MessageToDict makes (no unpopulated fields),
+    from a plan built once per message type: one converter per field instead of
+    json_format's per-value type dispatch (measured ~4x faster on the demo's
+    Book list). Any field or value it does not know raises `_Fallback`, and
+    `ResponseCodec` then asks json_format, so output and errors stay json_format's.
+    Any/Struct/Value/ListValue sub-messages are handed to `delegate` whole.
+    """
+
+    def __init__(self, use_proto_names: bool, delegate: Any) -> None:
+        self._use_proto_names = use_proto_names
+        self._delegate = delegate
+        self._plans: dict[Descriptor, dict[FieldDescriptor, tuple[str, Any]]] = {}
+        self._printer = json_format._Printer(preserving_proto_field_name=use_proto_names)
+
+    def message(self, message: Message) -> Any:
+        return self._message_converter(message.DESCRIPTOR)(message)
+
+    def _message_converter(self, descriptor: Descriptor) -> Any:
+        """The converter for a message of this type (WKTs have their own JSON forms)."""
+        name = descriptor.full_name
+        if name in _WKT_STRING_FORMS:
+            return _wkt_string
+        if name in _WKT_DELEGATED:
+            return self._delegate
+        if descriptor.file.name == "google/protobuf/wrappers.proto":
+            inner = self._scalar(descriptor.fields_by_name["value"])
+            return (lambda m: m.value) if inner is None else (lambda m: inner(m.value))
+        return self._regular
+
+    def _regular(self, message: Message) -> dict[str, Any]:
+        descriptor = message.DESCRIPTOR
+        plan = self._plans.get(descriptor)
+        if plan is None:
+            plan = self._plans[descriptor] = self._plan(descriptor)
+        out: dict[str, Any] = {}
+        for field, value in message.ListFields():
+            entry = plan.get(field)
+            if entry is None:  # an extension
+                raise _Fallback(field.full_name)
+            name, convert = entry
+            out[name] = value if convert is None else convert(value)
+        return out
+
+    def _plan(self, descriptor: Descriptor) -> dict[FieldDescriptor, tuple[str, Any]]:
+        plan: dict[FieldDescriptor, tuple[str, Any]] = {}
+        for field in descriptor.fields:
+            name = field.name if self._use_proto_names else field.json_name
+            if field.message_type is not None and field.message_type.GetOptions().map_entry:
+                plan[field] = (name, self._map(field.message_type))
+                continue
+            one = self._single(field)
+            if field.is_repeated:
+                plan[field] = (name, list if one is None else (lambda values, one=one: [one(v) for v in values]))
+            else:
+                plan[field] = (name, one)
+        return plan
+
+    def _single(self, field: FieldDescriptor) -> Any:
+        """Converter of one value of `field` (None: the value is its own JSON)."""
+        if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
+            return self._message_converter(field.message_type)
+        return self._scalar(field)
+
+    def _scalar(self, field: FieldDescriptor) -> Any:
+        cpp = field.cpp_type
+        if cpp == FieldDescriptor.CPPTYPE_ENUM:
+            names = {v.number: self._printer._FieldToJsonObject(field, v.number) for v in field.enum_type.values}
+
+            def enum(number: int) -> Any:
+                try:
+                    return names[number]
+                except KeyError:  # an unknown number: open or closed enum, json_format knows
+                    raise _Fallback(field.full_name) from None
+
+            return enum
+        if field.type == FieldDescriptor.TYPE_BYTES:
+            return lambda b: base64.b64encode(b).decode("utf-8")
+        if cpp in _INT64_CPP:
+            return str
+        if cpp in (FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE):
+            printer = self._printer
+            return lambda v: printer._FieldToJsonObject(field, v)
+        return None  # string, bool, 32-bit integers
+
+    def _map(self, entry: Descriptor) -> Any:
+        key_field, value_field = entry.fields_by_name["key"], entry.fields_by_name["value"]
+        convert = self._single(value_field)
+        bool_keys = key_field.cpp_type == FieldDescriptor.CPPTYPE_BOOL
+
+        def map_value(mapping: Any) -> dict[str, Any]:
+            out = {}
+            for key in mapping:
+                text = ("true" if key else "false") if bool_keys else str(key)
+                value = mapping[key]
+                out[text] = value if convert is None else convert(value)
+            return out
+
+        return map_value
+
+
+def _wkt_string(message: Message) -> str:
+    return message.ToJsonString()
