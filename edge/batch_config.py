@@ -16,21 +16,11 @@ pipeline (which imports the config): `edge/config.py` imports this model, and
 """
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-
-def _size(value: Any) -> int:
-    from .config import parse_size  # imported late: edge.config imports this module
-
-    return parse_size(value)
-
-
-def _seconds(value: Any) -> float:
-    from .config import parse_duration
-
-    return parse_duration(value)
+from .units import ByteSize, Duration
 
 
 class BatchConfig(BaseModel):
@@ -38,13 +28,13 @@ class BatchConfig(BaseModel):
 
     path: str = Field("/v1/batch", description="POST to this path is a batch; it shadows any route with that path")
     max_items: int = Field(20, ge=1, le=1000)
-    max_body_bytes: Annotated[int, BeforeValidator(_size)] = Field(1024 * 1024, gt=0)
+    max_body_bytes: ByteSize = Field(1024 * 1024, gt=0)
     max_concurrency: int = Field(10, ge=1, le=1000, description="items of one batch in flight at once")
     max_concurrency_per_backend: int = Field(
         64, ge=1, le=100_000, description="batch items in flight per backend, shared by all batches of a process"
     )
     stream_max_messages: int = Field(100, ge=1, le=100_000, description="cap for a server-streaming item's array")
-    max_timeout: Annotated[float, BeforeValidator(_seconds)] = Field(
+    max_timeout: Duration = Field(
         30.0, gt=0, description="deadline of a whole batch; a client's grpc-timeout/X-Request-Timeout may shorten it"
     )
     auth: Literal["required", "optional"] = Field(

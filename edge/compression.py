@@ -19,11 +19,13 @@ from __future__ import annotations
 import re
 import zlib
 from functools import lru_cache
-from typing import Annotated, Any, Iterable, Literal, Sequence
+from typing import Any, Iterable, Literal, Sequence
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from transcoding import errors
+
+from .units import ByteSize
 
 try:
     import brotli
@@ -40,13 +42,6 @@ def brotli_available() -> bool:
     return brotli is not None and hasattr(brotli.Decompressor(), "can_accept_more_data")
 
 
-def _size(value: Any) -> Any:
-    from .config import parse_size  # late: edge.config may import this module
-
-    return parse_size(value)
-
-
-ByteSize = Annotated[int, BeforeValidator(_size)]
 
 DEFAULT_EXCLUDED = (
     "image/*",  # except image/svg+xml, which is text

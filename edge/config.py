@@ -7,12 +7,11 @@ Unknown keys are errors: a typo must not silently disable a policy.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .auth.config import AuthConfig
 from .batch_config import BatchConfig
@@ -23,45 +22,7 @@ from .idempotency.config import IdempotencyConfig
 from .ratelimit.config import RateLimitConfig
 from .state.config import StateConfig
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string like '250ms', '10s', '5m', '1h'."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration like '10s', not a boolean")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    else:
-        m = _DURATION.match(str(value))
-        if not m:
-            raise ValueError(f"invalid duration {value!r}: use a number of seconds or '250ms', '10s', '5m', '1h'")
-        seconds = float(m.group(1)) * _UNITS[m.group(2)]
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-_SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
-
-
-def parse_size(value: Any) -> int:
-    """Bytes from a number or a string like '4MiB', '512KiB'."""
-    if isinstance(value, bool):
-        raise ValueError("expected a size like '4MiB', not a boolean")
-    if isinstance(value, int):
-        return value
-    m = _SIZE.match(str(value))
-    if not m:
-        raise ValueError(f"invalid size {value!r}: use bytes or '512KiB', '4MiB'")
-    return int(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()]
-
-
-ByteSize = Annotated[int, BeforeValidator(parse_size)]
+from .units import ByteSize, Duration, parse_duration, parse_size  # noqa: F401  (re-exported)
 
 
 class Section(BaseModel):
@@ -105,6 +66,12 @@ class Listen(Section):
     port: int = Field(8080, ge=0, le=65535)
     plaintext: bool = Field(False, description="serve plain HTTP; must be said explicitly")
     tls: Any | None = None  # edge.tls.TlsConfig, validated in _tls below
+    # What one connection may send before the gateway answers (edge/connection_limits.py).
+    max_header_bytes: ByteSize = Field(64 * 1024, ge=1024, description="request line + headers; more is a 431")
+    max_url_bytes: ByteSize = Field(8 * 1024, ge=256, description="the request target; longer is a 414")
+    header_timeout: Duration = Field(10.0, gt=0, description="a request head must arrive whole within this (else 408)")
+    body_timeout: Duration = Field(60.0, gt=0, description="a request body must arrive whole within this after its head")
+    keep_alive_timeout: Duration = Field(5.0, gt=0, description="an idle keep-alive connection is closed after this")
 
     @field_validator("tls", mode="before")
     @classmethod
@@ -121,6 +88,8 @@ class Listen(Section):
             raise ValueError("set listen.tls (certificate and key) or say listen.plaintext: true explicitly")
         if self.tls is not None and self.plaintext:
             raise ValueError("listen.tls and listen.plaintext: true are exclusive")
+        if self.max_url_bytes > self.max_header_bytes:
+            raise ValueError("max_url_bytes cannot exceed max_header_bytes (the URL is part of the head)")
         return self
 
 

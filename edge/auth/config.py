@@ -9,9 +9,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+from ..units import parse_duration
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -22,21 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def _duration(value: Any) -> Any:
-    """Seconds from a number or '250ms' / '10s' / '5m' / '1h' (as in the rest of the config)."""
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if not m:
-            raise ValueError(f"invalid duration {value!r}: use seconds or '250ms', '10s', '5m', '1h'")
-        return float(m.group(1)) * _UNITS[m.group(2)]
-    return value
-
-
-Seconds = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
+Seconds = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 ASYMMETRIC_ALGORITHMS = frozenset(
@@ -119,7 +106,7 @@ class IssuerConfig(_Model):
     jwks_max_age_bounds: tuple[Seconds, Seconds] = Field((60.0, 86400.0), description="clamp for a server-sent max-age")
     jwks_min_fetch_interval: Seconds = Field(10.0, description="no two fetches closer than this")
     jwks_negative_cache_ttl: Seconds = Field(60.0, description="how long an unknown kid is not looked for again")
-    jwks_grace_period: Annotated[float, BeforeValidator(_duration), Field(ge=0, le=7 * 86400)] = Field(
+    jwks_grace_period: Annotated[float, BeforeValidator(parse_duration), Field(ge=0, le=7 * 86400)] = Field(
         3600.0, description="how long past expiry the last good key set is served while the endpoint fails"
     )
     jwks_fetch_timeout: Seconds = 5.0
