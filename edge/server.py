@@ -20,6 +20,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import tempfile
@@ -205,7 +206,9 @@ def run_workers(config: GatewayConfig, workers: int, host: str | None, port: int
     sock.listen(2048)
     sock.set_inheritable(True)
     # Metrics from all workers are aggregated through files in this directory.
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="edge-metrics-"))
+    metrics_dir = None
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="edge-metrics-")
     os.environ[SUPERVISOR_ENV] = str(os.getpid())
     ctx = multiprocessing.get_context("spawn")
     procs: dict[int, multiprocessing.process.BaseProcess] = {}
@@ -242,6 +245,8 @@ def run_workers(config: GatewayConfig, workers: int, host: str | None, port: int
             break
         time.sleep(0.2)
     sock.close()
+    if metrics_dir is not None:  # ours: the workers are gone, so are their numbers
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

@@ -35,12 +35,13 @@ def _wait_ready(url: str, timeout: float = 30) -> None:
     raise AssertionError(f"gateway at {url} never became ready")
 
 
-def _start(tmp_path: Path, target: str, *extra: str, pre_drain: str = "1s", drain: str = "10s") -> tuple[subprocess.Popen, str]:
+def _start(tmp_path: Path, target: str, *extra: str, pre_drain: str = "1s", drain: str = "10s",
+           admin_port: int | None = None) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     config = tmp_path / "edge.yaml"
     config.write_text(
         f"listen: {{host: 127.0.0.1, port: {port}, plaintext: true}}\n"
-        "admin: {enabled: false}\n"
+        + (f"admin: {{port: {admin_port}}}\n" if admin_port else "admin: {enabled: false}\n") +
         f"lifecycle: {{pre_drain_delay: {pre_drain}, drain_timeout: {drain}}}\n"
         f"transcoding: {{forward_headers: [x-request-id, x-demo-delay-ms]}}\n"
         f"backends: [{{name: demo, target: '{target}', timeout: 20s}}]\n"
@@ -121,13 +122,19 @@ def test_drain_timeout_cancels_outstanding_calls(tmp_path, demo_backend):
 
 
 def test_workers_share_one_port_and_are_replaced(tmp_path, demo_backend):
-    proc, url = _start(tmp_path, demo_backend.target, "--workers", "2", pre_drain="0s")
+    admin = _free_port()
+    proc, url = _start(tmp_path, demo_backend.target, "--workers", "2", pre_drain="0s", admin_port=admin)
     try:
         children = _children(proc.pid)
         assert len(children) >= 2
         with httpx.Client(base_url=url, timeout=10) as c:
             for _ in range(20):
-                assert c.get("/v1/shelves/scifi").status_code == 200
+                assert c.get("/v1/shelves/scifi", headers={"connection": "close"}).status_code == 200
+        # Metrics from both workers are summed, whichever one served the admin request.
+        text = httpx.get(f"http://127.0.0.1:{admin}/metrics", timeout=5).text
+        served = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                     if line.startswith("edge_requests_total{") and 'http_status="200"' in line)
+        assert served == 20, text
         victim = children[0]
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 30
