@@ -61,6 +61,9 @@ def _uvicorn_config(app: Any, host: str, port: int, drain_timeout: float) -> uvi
         access_log=False,
         log_config=None,
         server_header=False,
+        # uvicorn would rewrite the client address from X-Forwarded-For of any loopback
+        # peer; the gateway believes forwarding headers only from rate_limits.trusted_proxies.
+        proxy_headers=False,
         timeout_graceful_shutdown=drain_timeout,
     )
 
