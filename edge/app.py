@@ -55,6 +55,7 @@ class GatewayApp:
         self.docs: ApiDocs | None = None
         self.readiness: Readiness | None = None
         self._body_limit = config.compression.decompression_limit(config.transcoding.max_body_bytes)
+        self._opted_out: dict[tuple[str, str | None], bool] = {}
 
     async def start(self) -> None:
         self.pipeline, self._closers = await build_pipeline(self.config, self.registry)
@@ -137,8 +138,7 @@ class GatewayApp:
                 reply = pipeline.error_reply(exc, call, record)
                 reply.headers.append(id_header)
             if reply is not None:
-                opted_out = record.grpc_method is not None and config.compression.route_opted_out(
-                    record.grpc_method, record.route)
+                opted_out = record.grpc_method is not None and self._route_opted_out(record.grpc_method, record.route)
                 out = compression.compress_response(
                     config.compression, headers.get("accept-encoding"), reply.headers, reply.body, opted_out=opted_out)
                 await send_response(send, reply.status, reply.headers, out)
@@ -147,6 +147,16 @@ class GatewayApp:
                 status, sent = record.http_status or 200, record.streamed_bytes
             observer.finish(call, record, http_status=status, bytes_out=sent,
                             total_s=asyncio.get_running_loop().time() - started, path=path)
+
+    def _route_opted_out(self, grpc_method: str, route: str | None) -> bool:
+        """The compression opt-out of a route, looked up once per route (it reads the config's globs)."""
+        key = (grpc_method, route)
+        opted_out = self._opted_out.get(key)
+        if opted_out is None:
+            opted_out = self.config.compression.route_opted_out(grpc_method, route)
+            if len(self._opted_out) < 10_000:  # routes are few; a bound all the same
+                self._opted_out[key] = opted_out
+        return opted_out
 
     async def _batch(self, pipeline: Pipeline, observer: RequestObserver, scope: Scope, receive: Receive, send: Send,
                      headers: dict[str, str], request_id: str) -> None:

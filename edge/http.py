@@ -6,6 +6,7 @@ dependency machinery: on this path every microsecond is paid per request.
 """
 from __future__ import annotations
 
+import itertools
 import re
 import uuid
 from typing import Any, Awaitable, Callable, Iterable
@@ -34,7 +35,17 @@ def request_id_from(headers: dict[str, str]) -> str:
     given = headers.get("x-request-id")
     if given and _REQUEST_ID.match(given):
         return given
-    return uuid.uuid4().hex
+    return new_request_id()
+
+
+# 32 hex digits, unique (not secret): a random per-process prefix and a counter,
+# ~10x cheaper than uuid4() on the hot path.
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_ID_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 def header_dict(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:

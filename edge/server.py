@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -34,6 +35,7 @@ from .app import GatewayApp
 from .backends import BackendRegistry
 from .config import GatewayConfig
 from .tls import CertificateReloader, apply_to_uvicorn, server_ssl_context
+from .wire import CoalescingHttpToolsProtocol
 
 log = logging.getLogger("edge.server")
 
@@ -57,7 +59,7 @@ def _uvicorn_config(app: Any, host: str, port: int, drain_timeout: float) -> uvi
         port=port,
         lifespan="off",
         loop="none",  # the caller's loop (uvloop when run from the CLI)
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,  # httptools, one write per reply
         access_log=False,
         log_config=None,
         server_header=False,
@@ -176,6 +178,11 @@ async def serve(
 ) -> None:
     server = GatewayServer(config, host, port, sockets=sockets, admin=admin)
     await server.start()
+    # Everything built at start-up (descriptor pools, route table, config, modules)
+    # lives as long as the process: move it out of the cyclic collector's sight,
+    # so a full collection walks only request garbage instead of setting the p99.
+    gc.collect()
+    gc.freeze()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, server.begin_shutdown)
     loop.add_signal_handler(signal.SIGINT, lambda: server.begin_shutdown(pre_drain_delay=0))
