@@ -1,0 +1,769 @@
+#!/usr/bin/env python3
+"""The gateway beside direct gRPC, Envoy's transcoder and a hand-written FastAPI app.
+
+Run through `scripts/bench` (which installs wrk, h2load and Envoy when
+missing). Everything listens on 127.0.0.1. It starts the demo backend, Envoy
+(gRPC-JSON transcoder, static config), the gateway in several configurations
+and the FastAPI passthrough, then loads each with wrk (HTTP/1.1, closed loop)
+or h2load (direct gRPC; and fixed request rates for the latency runs).
+
+Rounds are interleaved (every scenario once per round, `--runs` rounds) so a
+noisy neighbour hits all scenarios alike; the table shows medians and the
+spread (min-max) over rounds. The gateway CPU per request comes from
+/proc/<pid>/stat (utime + stime) of the serving process over each run, so it
+does not depend on how fast the (Python) backend is.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "protos"), str(ROOT / "scripts")]
+
+from bench_envoy import write_envoy_config  # noqa: E402
+
+PY = sys.executable
+DESCRIPTORS = ROOT / "protos" / "edgedemo" / "descriptors.binpb"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+REDIS_URL = os.environ.get("EDGE_BENCH_REDIS", "redis://127.0.0.1:6379/13")
+REDIS_PREFIX = "edgebench"
+RESULTS_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edge-bench"
+
+GET_PATH = "/v1/shelves/scifi/books?pageSize=2&genre=SCIENCE_FICTION"
+POST_PATH = "/v1/shelves/poetry/books?requestId=bench-post"
+# ~300 bytes of JSON: one book with most field kinds (int64 string, enum, repeated, Timestamp, Duration).
+POST_BODY = json.dumps({
+    "title": "The Dispossessed: An Ambiguous Utopia",
+    "author": "Ursula K. Le Guin",
+    "pageCount": 387,
+    "isbn": "978-0061054884",
+    "priceCents": "1299",
+    "genre": "SCIENCE_FICTION",
+    "tags": ["anarchism", "physics", "classic", "hainish-cycle"],
+    "publishTime": "1974-05-01T00:00:00Z",
+    "readDuration": "43200s",
+}, separators=(",", ":"))
+BATCH_ITEMS = 10
+BATCH_BODY = json.dumps({"requests": [{"id": f"i{i}", "url": GET_PATH} for i in range(BATCH_ITEMS)]})
+DELAY_HEADER = "x-demo-delay-ms"
+
+
+# ----------------------------------------------------------------------------- processes
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen
+    url: str
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+class Fleet:
+    """Every process the benchmark started; all stopped on exit, whatever happens."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.servers: list[Server] = []
+
+    def start(self, name: str, argv: list[str], url: str, ready: Callable[[], bool], env: dict | None = None,
+              timeout: float = 60) -> Server:
+        log = self.work / f"{name}.log"
+        proc = subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=self.work,
+                                start_new_session=True)
+        server = Server(name, proc, url, log)
+        self.servers.append(server)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"{name} exited with {proc.returncode}; see {log}:\n{log.read_text()[-3000:]}")
+            with contextlib.suppress(Exception):
+                if ready():
+                    return server
+            time.sleep(0.1)
+        raise SystemExit(f"{name} did not become ready within {timeout}s; see {log}")
+
+    def stop(self) -> None:
+        for server in reversed(self.servers):
+            if server.proc.poll() is None:
+                server.proc.send_signal(signal.SIGINT)
+        for server in self.servers:
+            try:
+                server.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                server.proc.kill()
+                server.proc.wait()
+
+
+def tcp_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+_INSECURE = ssl.create_default_context()
+_INSECURE.check_hostname = False
+_INSECURE.verify_mode = ssl.CERT_NONE
+
+
+def http(method: str, url: str, body: str | None = None, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body.encode() if body is not None else None, method=method,
+                                     headers={"content-type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=10, context=_INSECURE) as reply:
+            return reply.status, reply.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+# ----------------------------------------------------------------------------- configs
+
+def gateway_config(work: Path, name: str, port: int, backend_port: int, *, tls: tuple[Path, Path] | None = None,
+                   jwks: Path | None = None, store: str | None = None, hybrid: bool = False) -> Path:
+    """One `edge serve` config. With `jwks`: JWT auth, two rate-limit policies and idempotency keys."""
+    lines = [
+        "listen:",
+        "  host: 127.0.0.1",
+        f"  port: {port}",
+    ]
+    if tls:
+        lines += ["  tls:", f"    cert_file: {tls[0]}", f"    key_file: {tls[1]}"]
+    else:
+        lines += ["  plaintext: true"]
+    lines += [
+        "admin: {enabled: false}",
+        "backends:",
+        "  - name: demo",
+        f"    target: 127.0.0.1:{backend_port}",
+        f"    descriptors: {DESCRIPTORS}",
+        "transcoding:",
+        f"  forward_headers: [{DELAY_HEADER}]",
+        "  reload_interval: 0",
+        "batch: {max_items: 20, max_concurrency: 10}",
+        f"access_log: {{destination: {work / (name + '-access.log')}}}",
+    ]
+    if jwks is not None:
+        from edge.devtoken import DEV_AUDIENCE, DEV_ISSUER
+
+        lines += [
+            "auth:",
+            "  issuers:",
+            f"    - issuer: {DEV_ISSUER}",
+            f"      audiences: [{DEV_AUDIENCE}]",
+            f"      jwks_file: {jwks}",
+            "      algorithms: [RS256]",
+            "      expected_typ: at+jwt",
+            "  identity_metadata: {x-user-id: sub, x-auth-scopes: scope}",
+            "  default_policy: {auth: required}",
+            "  policies:",
+            '    - {match: "edgedemo.library.v1.LibraryService/*", scopes_all_of: [library.read]}',
+            '    - {match: "edgedemo.library.v1.LibraryService/CreateBook", scopes_all_of: [library.write]}',
+            "rate_limits:",
+            f"  hybrid: {{enabled: {str(hybrid).lower()}, batch: 100}}",
+            "  policies:",
+            "    - {name: per-user, limit: 100000000, window: 1s, key: principal}",
+            "    - {name: per-ip, limit: 100000000, window: 1s, key: ip}",
+            "idempotency: {}",
+        ]
+        if store == "redis":
+            lines += ["store:", "  backend: redis", "  redis:", f"    url: {REDIS_URL}", f"    key_prefix: {REDIS_PREFIX}"]
+        else:
+            lines += ["store: {backend: memory}"]
+    path = work / f"{name}.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# ----------------------------------------------------------------------------- load generators
+
+WRK_SCRIPT = r"""
+local method, body, idem_prefix = "%(method)s", %(body)s, %(idem)s
+local headers = %(headers)s
+local counter = 0
+if idem_prefix == nil then
+  wrk.method = method
+  wrk.body = body
+  for k, v in pairs(headers) do wrk.headers[k] = v end
+end
+if idem_prefix ~= nil then
+  request = function()
+    counter = counter + 1
+    headers["Idempotency-Key"] = idem_prefix .. counter
+    return wrk.format(method, nil, headers, body)
+  end
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "WRKJSON {\"requests\":%%d,\"duration_us\":%%d,\"errors\":%%d,\"status_errors\":%%d,\"p50\":%%d,\"p99\":%%d,\"p999\":%%d}\n",
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
+end
+"""
+
+
+def _lua_string(value: str | None) -> str:
+    if value is None:
+        return "nil"
+    return "[==[" + value + "]==]"
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    body: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    idempotency: bool = False  # a fresh Idempotency-Key per request
+
+
+def run_wrk(work: Path, url: str, req: Request, duration: float, connections: int) -> dict[str, float]:
+    headers = {"content-type": "application/json", **req.headers} if req.body is not None else dict(req.headers)
+    lua = WRK_SCRIPT % {
+        "method": req.method,
+        "body": _lua_string(req.body),
+        "idem": _lua_string(secrets.token_hex(6) + "-") if req.idempotency else "nil",
+        "headers": "{" + ", ".join(f"[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in headers.items()) + "}",
+    }
+    script = work / "wrk.lua"
+    script.write_text(lua)
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s", "-s", str(script), url + req.path],
+        capture_output=True, text=True, timeout=duration + 60,
+    )
+    match = re.search(r"WRKJSON (\{.*\})", out.stdout)
+    if not match:
+        raise RuntimeError(f"wrk failed: {out.stdout}\n{out.stderr}")
+    raw = json.loads(match.group(1))
+    seconds = raw["duration_us"] / 1e6
+    return {
+        "requests": raw["requests"], "seconds": seconds, "rps": raw["requests"] / seconds,
+        "p50_ms": raw["p50"] / 1000, "p99_ms": raw["p99"] / 1000, "p999_ms": raw["p999"] / 1000,
+        "errors": raw["errors"] + raw["status_errors"],
+    }
+
+
+def grpc_frame(message: Any) -> bytes:
+    payload = message.SerializeToString()
+    return b"\x00" + len(payload).to_bytes(4, "big") + payload
+
+
+def run_h2load(work: Path, url: str, *, data: bytes | None = None, headers: dict[str, str] | None = None,
+               duration: float, clients: int, streams: int = 1, rps_per_client: float | None = None,
+               h1: bool = False, requests: int = 0) -> dict[str, float]:
+    """h2load over a fixed duration; latency percentiles from its per-request log."""
+    log = work / "h2load.log"
+    log.unlink(missing_ok=True)
+    argv = ["h2load", "-t1", f"-c{clients}", f"-m{streams}", f"--log-file={log}"]
+    argv += [f"-n{requests}"] if requests else [f"-D{max(1, round(duration))}"]
+    if h1:
+        argv.append("--h1")
+    if rps_per_client is not None:
+        argv.append(f"--rps={rps_per_client:.3f}")
+    if data is not None:
+        body = work / "h2load.body"
+        body.write_bytes(data)
+        argv += ["-d", str(body)]
+    for k, v in (headers or {}).items():
+        argv += ["-H", f"{k}: {v}"]
+    out = subprocess.run(argv + [url], capture_output=True, text=True, timeout=duration + 120)
+    done = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored",
+                     out.stdout)
+    finished = re.search(r"finished in ([\d.]+)(m?s)", out.stdout)
+    if not done or not finished or not log.exists():
+        raise RuntimeError(f"h2load failed: {out.stdout}\n{out.stderr}")
+    latencies = []
+    for line in log.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 3:
+            latencies.append(int(parts[2]) / 1000)
+    latencies.sort()
+    seconds = float(finished.group(1)) / (1000 if finished.group(2) == "ms" else 1)
+    succeeded = int(done.group(4))
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")
+
+    return {
+        "requests": succeeded, "seconds": seconds, "rps": succeeded / seconds,
+        "p50_ms": pct(0.50), "p99_ms": pct(0.99), "p999_ms": pct(0.999),
+        "errors": int(done.group(5)) + int(done.group(6)),
+    }
+
+
+# ----------------------------------------------------------------------------- Redis round trips
+
+def redis_segments(pid: int, redis_port: int) -> int:
+    """Data segments the process has sent to Redis (one per request/pipeline write)."""
+    out = subprocess.run(["ss", "-tinpH", "state", "established", "dst", f"127.0.0.1:{redis_port}"],
+                         capture_output=True, text=True).stdout
+    total, mine = 0, False
+    for line in out.splitlines():
+        if line[:1].strip():  # a socket line (with the process), its -i details follow indented
+            mine = f"pid={pid}," in line
+            continue
+        if mine:
+            match = re.search(r"data_segs_out:(\d+)", line)
+            if match:
+                total += int(match.group(1))
+    return total
+
+
+def redis_cleanup() -> int:
+    """Delete the keys this benchmark made (its own prefix, its own database)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    deleted = 0
+    try:
+        for key in client.scan_iter(match=f"{REDIS_PREFIX}*", count=1000):
+            deleted += client.delete(key)
+    finally:
+        client.close()
+    return deleted
+
+
+# ----------------------------------------------------------------------------- scenarios
+
+@dataclass
+class Scenario:
+    key: str
+    label: str
+    server: str
+    kind: str  # "wrk" or "grpc"
+    request: Request | None = None
+    grpc_path: str = ""
+    grpc_data: bytes = b""
+    redis: bool = False
+    per: int = 1  # calls per request (a batch counts its items)
+    runs: list[dict[str, float]] = field(default_factory=list)
+
+
+def build_scenarios(token: str, full: bool, baseline: bool = False) -> list[Scenario]:
+    from edgedemo import library_pb2
+
+    auth = {"authorization": f"Bearer {token}"}
+    get, post = Request("GET", GET_PATH), Request("POST", POST_PATH, POST_BODY)
+    get_auth = Request("GET", GET_PATH, headers=auth)
+    post_auth = Request("POST", POST_PATH, POST_BODY, headers=auth, idempotency=True)
+    list_books = grpc_frame(library_pb2.ListBooksRequest(parent="shelves/scifi", page_size=2, genre=library_pb2.SCIENCE_FICTION))
+    create = library_pb2.CreateBookRequest(parent="shelves/poetry", request_id="bench-post")
+    from google.protobuf import json_format
+
+    json_format.Parse(POST_BODY, create.book)
+    scenarios = [
+        Scenario("get.direct", "GET  direct gRPC (no gateway)", "backend", "grpc",
+                 grpc_path="/edgedemo.library.v1.LibraryService/ListBooks", grpc_data=list_books),
+        Scenario("get.envoy", "GET  Envoy gRPC-JSON transcoder", "envoy", "wrk", get),
+        Scenario("get.off", "GET  gateway, offloads off", "gw-off", "wrk", get),
+        Scenario("get.on", "GET  gateway, TLS+JWT+limits (memory)", "gw-on", "wrk", get_auth),
+        Scenario("get.on-redis", "GET  gateway, TLS+JWT+limits (Redis)", "gw-redis", "wrk", get_auth, redis=True),
+        Scenario("get.on-hybrid", "GET  gateway, TLS+JWT+limits (Redis hybrid)", "gw-hybrid", "wrk", get_auth,
+                 redis=True),
+        Scenario("get.fastapi", "GET  FastAPI passthrough", "fastapi", "wrk", get),
+        Scenario("post.direct", "POST direct gRPC (no gateway)", "backend", "grpc",
+                 grpc_path="/edgedemo.library.v1.LibraryService/CreateBook", grpc_data=grpc_frame(create)),
+        Scenario("post.envoy", "POST Envoy gRPC-JSON transcoder", "envoy", "wrk", post),
+        Scenario("post.off", "POST gateway, offloads off", "gw-off", "wrk", post),
+        Scenario("post.on", "POST gateway, all on + Idempotency-Key (memory)", "gw-on", "wrk", post_auth),
+        Scenario("post.on-redis", "POST gateway, all on + Idempotency-Key (Redis)", "gw-redis", "wrk", post_auth,
+                 redis=True),
+        Scenario("post.fastapi", "POST FastAPI passthrough", "fastapi", "wrk", post),
+        Scenario("batch.10", f"POST gateway, batch of {BATCH_ITEMS} GETs (per item)", "gw-off", "wrk",
+                 Request("POST", "/v1/batch", BATCH_BODY), per=BATCH_ITEMS),
+    ]
+    if not full:
+        scenarios = [s for s in scenarios if s.key != "get.on-hybrid"]
+    if baseline:
+        scenarios += [Scenario("get.baseline", "GET  gateway (--baseline-src), offloads off", "gw-base", "wrk", get),
+                      Scenario("post.baseline", "POST gateway (--baseline-src), offloads off", "gw-base", "wrk", post)]
+    return scenarios
+
+
+def measure(work: Path, scenario: Scenario, server: Server, duration: float, connections: int,
+            redis_port: int | None) -> dict[str, float]:
+    before_cpu = cpu_seconds(server.pid)
+    before_segs = redis_segments(server.pid, redis_port) if scenario.redis and redis_port else 0
+    if scenario.kind == "grpc":
+        result = run_h2load(work, server.url + scenario.grpc_path, data=scenario.grpc_data,
+                            headers={"content-type": "application/grpc", "te": "trailers"},
+                            duration=duration, clients=4, streams=max(1, connections // 4))
+    else:
+        assert scenario.request is not None
+        result = run_wrk(work, server.url, scenario.request, duration, connections)
+    cpu = cpu_seconds(server.pid) - before_cpu
+    calls = max(1, result["requests"]) * scenario.per
+    result["cpu_us"] = cpu / calls * 1e6
+    result["calls_per_s"] = result["rps"] * scenario.per
+    if scenario.redis and redis_port:
+        result["redis_trips"] = (redis_segments(server.pid, redis_port) - before_segs) / max(1, result["requests"])
+    return result
+
+
+def latency_at_rate(work: Path, url: str, req: Request, rate: float, duration: float, *, h1: bool,
+                    grpc_data: bytes | None = None) -> dict[str, float]:
+    clients = 16
+    if grpc_data is not None:
+        return run_h2load(work, url, data=grpc_data, headers={"content-type": "application/grpc", "te": "trailers"},
+                          duration=duration, clients=clients, rps_per_client=rate / clients)
+    headers = dict(req.headers)
+    return run_h2load(work, url + req.path, headers=headers, duration=duration, clients=clients,
+                      rps_per_client=rate / clients, h1=h1)
+
+
+def batch_latency(base: str, rounds: int, delay_ms: int) -> dict[str, float]:
+    """A 10-item batch of independent calls against its slowest item alone (backend delays 1/10..10/10 of delay_ms)."""
+    import httpx
+
+    delays = [delay_ms * (i + 1) // BATCH_ITEMS for i in range(BATCH_ITEMS)]
+    items = [{"id": f"i{i}", "url": GET_PATH, "headers": {DELAY_HEADER: str(d)}} for i, d in enumerate(delays)]
+    with httpx.Client(base_url=base, timeout=30) as client:
+        def batch() -> None:
+            r = client.post("/v1/batch", json={"requests": items})
+            assert r.status_code == 200 and all(x["status"] == 200 for x in r.json()["responses"]), r.text[:300]
+
+        def slowest() -> None:
+            client.get(GET_PATH, headers={DELAY_HEADER: str(delays[-1])}).raise_for_status()
+
+        def sequential() -> None:
+            for d in delays:
+                client.get(GET_PATH, headers={DELAY_HEADER: str(d)}).raise_for_status()
+
+        out: dict[str, float] = {"delay_ms": delay_ms}
+        for name, action, n in (("batch", batch, rounds), ("slowest", slowest, rounds), ("sequential", sequential, max(3, rounds // 3))):
+            action()
+            samples = []
+            for _ in range(n):
+                started = time.perf_counter()
+                action()
+                samples.append((time.perf_counter() - started) * 1000)
+            out[f"{name}_ms"] = statistics.median(samples)
+    out["batch_over_slowest"] = out["batch_ms"] / out["slowest_ms"]
+    return out
+
+
+# ----------------------------------------------------------------------------- report
+
+def summarize(scenario: Scenario) -> dict[str, Any]:
+    def stat(key: str) -> dict[str, float]:
+        values = [r[key] for r in scenario.runs if key in r]
+        if not values:
+            return {}
+        return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+    return {
+        "label": scenario.label,
+        "runs": len(scenario.runs),
+        **{k: stat(k) for k in ("rps", "calls_per_s", "p50_ms", "p99_ms", "p999_ms", "cpu_us", "redis_trips", "errors")},
+    }
+
+
+def spread(s: dict[str, float], fmt: str) -> str:
+    if not s:
+        return "-"
+    text = format(s["median"], fmt)
+    if s["max"] > s["min"] and s["median"]:
+        text += f" ±{(s['max'] - s['min']) / 2 / s['median'] * 100:.0f}%"
+    return text
+
+
+def print_table(results: dict[str, dict[str, Any]]) -> str:
+    header = (f"{'scenario':50} {'req/s':>13} {'p50 ms':>7} {'p99 ms':>7} {'p99.9 ms':>8} {'CPU µs/req':>14}"
+              f" {'Redis/req':>9}")
+    lines = [header, "-" * len(header)]
+    for key, r in results.items():
+        lines.append(
+            f"{r['label']:50} {spread(r['rps'], '.0f'):>13} {r['p50_ms'].get('median', 0):>7.2f} "
+            f"{r['p99_ms'].get('median', 0):>7.2f} {r['p999_ms'].get('median', 0):>8.2f} {spread(r['cpu_us'], '.0f'):>14}"
+            f" {format(r['redis_trips']['median'], '.2f') if r.get('redis_trips') else '':>9}"
+        )
+    text = "\n".join(lines)
+    print(text)
+    return text
+
+
+def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
+    def med(key: str, what: str) -> float | None:
+        r = results.get(key)
+        return r[what]["median"] if r and r.get(what) else None
+
+    out: dict[str, float] = {}
+    pairs = {
+        "get.off_cpu_vs_envoy": ("get.off", "get.envoy", "cpu_us"),
+        "get.on_cpu_vs_envoy": ("get.on", "get.envoy", "cpu_us"),
+        "post.off_cpu_vs_envoy": ("post.off", "post.envoy", "cpu_us"),
+        "post.on_cpu_vs_envoy": ("post.on", "post.envoy", "cpu_us"),
+        "get.off_rps_vs_fastapi": ("get.off", "get.fastapi", "rps"),
+        "get.on_rps_vs_fastapi": ("get.on", "get.fastapi", "rps"),
+        "post.off_rps_vs_fastapi": ("post.off", "post.fastapi", "rps"),
+        "post.on_rps_vs_fastapi": ("post.on", "post.fastapi", "rps"),
+        "get.off_cpu_vs_fastapi": ("get.off", "get.fastapi", "cpu_us"),
+        "get.on_cpu_vs_fastapi": ("get.on", "get.fastapi", "cpu_us"),
+        "batch_item_cpu_vs_single_get": ("batch.10", "get.off", "cpu_us"),
+    }
+    for name, (a, b, what) in pairs.items():
+        x, y = med(a, what), med(b, what)
+        if x and y:
+            out[name] = x / y
+    return out
+
+
+# ----------------------------------------------------------------------------- main
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one short round (< 1 minute)")
+    parser.add_argument("--runs", type=int, help="rounds (default 3; --quick 1)")
+    parser.add_argument("--duration", type=float, help="seconds per run (default 5; --quick 2)")
+    parser.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")
+    parser.add_argument("--only", help="comma-separated scenario keys or prefixes (e.g. get.off,post)")
+    parser.add_argument("--json", type=Path, help="write the results here (default: ~/.cache/edge-bench/bench-<time>.json)")
+    parser.add_argument("--envoy", default=os.environ.get("EDGE_BENCH_ENVOY", "envoy"), help="the envoy binary")
+    parser.add_argument("--no-latency", action="store_true", help="skip the fixed-rate latency runs")
+    parser.add_argument("--full", action="store_true", help="also the Redis hybrid mode and a 2-worker gateway")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, configs)")
+    parser.add_argument("--baseline-src", type=Path, help=(
+        "another checkout of edge (e.g. a `git worktree` of an older commit): also run its gateway, offloads off, "
+        "as get.baseline/post.baseline, for before/after ratios from one run"))
+    args = parser.parse_args(argv)
+    runs = max(1, min(args.runs or (1 if args.quick else 3), 10))
+    duration = max(1.0, min(args.duration or (2.0 if args.quick else 5.0), 30.0))
+    connections = max(1, min(args.connections, 256))
+
+    for tool in ("wrk", "h2load", "ss"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is not installed (scripts/bench installs it)")
+    envoy = shutil.which(args.envoy)
+
+    from edge.devcert import ensure_dev_certificate
+    from edge.devtoken import ensure_dev_issuer, mint_dev_token
+
+    work = Path(tempfile.mkdtemp(prefix="edge-bench-"))
+    fleet = Fleet(work)
+    started = time.monotonic()
+    scenarios = build_scenarios("", args.full, bool(args.baseline_src))  # keys only, for --only
+    wanted = [w.strip() for w in args.only.split(",")] if args.only else None
+
+    def selected(key: str) -> bool:
+        return wanted is None or any(key == w or key.startswith(w.rstrip(".") + ".") or key.startswith(w) for w in wanted)
+
+    needed = {s.server for s in scenarios if selected(s.key)}
+    if envoy is None and "envoy" in needed:
+        print("warning: envoy not found; its scenarios are skipped", file=sys.stderr)
+    redis_port = None
+    if any(s.redis and selected(s.key) for s in scenarios):
+        try:
+            import redis
+
+            redis.Redis.from_url(REDIS_URL).ping()
+            redis_port = int(re.search(r":(\d+)/", REDIS_URL + "/").group(1)) if ":" in REDIS_URL.split("//")[1] else 6379
+        except Exception as exc:  # Redis down: skip its scenarios, say so
+            print(f"warning: Redis at {REDIS_URL} unreachable ({exc}); Redis scenarios are skipped", file=sys.stderr)
+    try:
+        cert, key = ensure_dev_certificate(work / "tls")
+        issuer_key, jwks = ensure_dev_issuer(work / "issuer")
+        token = mint_dev_token(issuer_key, "bench", "library.read library.write", lifetime=3600)
+        scenarios = [s for s in build_scenarios(token, args.full, bool(args.baseline_src)) if selected(s.key)]
+        if envoy is None:
+            scenarios = [s for s in scenarios if s.server != "envoy"]
+        if redis_port is None:
+            scenarios = [s for s in scenarios if not s.redis]
+        needed = {s.server for s in scenarios}
+
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "protos"), str(ROOT)]))
+        servers: dict[str, Server] = {}
+        backend_port = free_port()
+        servers["backend"] = fleet.start(
+            "backend", [PY, "-m", "edgedemo.serve", "--port", str(backend_port)], f"http://127.0.0.1:{backend_port}",
+            lambda: tcp_open(backend_port), env=env)
+        if "envoy" in needed:
+            port = free_port()
+            config = write_envoy_config(work / "envoy.yaml", port, backend_port, DESCRIPTORS)
+            servers["envoy"] = fleet.start(
+                "envoy", [envoy, "-c", str(config), "--concurrency", "1", "--log-level", "warn",
+                          "--base-id", str(os.getpid() % 60000)],
+                f"http://127.0.0.1:{port}", lambda: http("GET", f"http://127.0.0.1:{port}{GET_PATH}")[0] == 200)
+        gateways = {
+            "gw-base": {},
+            "gw-off": {},
+            "gw-on": {"tls": (cert, key), "jwks": jwks, "store": "memory"},
+            "gw-redis": {"tls": (cert, key), "jwks": jwks, "store": "redis"},
+            "gw-hybrid": {"tls": (cert, key), "jwks": jwks, "store": "redis", "hybrid": True},
+        }
+        for name, options in gateways.items():
+            if name not in needed:
+                continue
+            port = free_port()
+            config = gateway_config(work, name, port, backend_port, **options)
+            scheme = "https" if options.get("tls") else "http"
+            url = f"{scheme}://127.0.0.1:{port}"
+            gw_env = env
+            if name == "gw-base":
+                gw_env = dict(env, PYTHONPATH=os.pathsep.join([str(args.baseline_src.resolve()), env["PYTHONPATH"]]))
+            servers[name] = fleet.start(name, [PY, "-m", "edge.cli", "serve", "--config", str(config), "--log-level",
+                                               "warning"], url,
+                                        lambda url=url: http("GET", url + "/readyz")[0] == 200, env=gw_env)
+        if "fastapi" in needed:
+            port = free_port()
+            servers["fastapi"] = fleet.start(
+                "fastapi", [PY, str(ROOT / "scripts" / "bench_fastapi_passthrough.py"), "--port", str(port),
+                            "--backend", f"127.0.0.1:{backend_port}"],
+                f"http://127.0.0.1:{port}", lambda port=port: tcp_open(port), env=env)
+
+        # Every HTTP scenario answers 2xx with a sane body before it is timed.
+        for s in scenarios:
+            if s.kind != "wrk":
+                continue
+            assert s.request is not None
+            headers = dict(s.request.headers)
+            if s.request.idempotency:
+                headers["Idempotency-Key"] = "check-" + secrets.token_hex(4)
+            status, body = http(s.request.method, servers[s.server].url + s.request.path, s.request.body, headers)
+            if status != 200:
+                raise SystemExit(f"{s.key}: {s.request.method} {s.request.path} answered {status}: {body[:300]!r}")
+        rss_start = {name: rss_mib(srv.pid) for name, srv in servers.items()}
+
+        print(f"edge bench: {len(scenarios)} scenarios x {runs} rounds x {duration:g}s, {connections} connections; "
+              f"work dir {work}", flush=True)
+        for s in scenarios:  # warm-up: connections, channels, caches, JIT-free but allocator-warm
+            if s.kind == "wrk":
+                run_wrk(work, servers[s.server].url, s.request, 1, connections)
+        for round_no in range(runs):
+            for s in scenarios:
+                result = measure(work, s, servers[s.server], duration, connections, redis_port)
+                s.runs.append(result)
+                print(f"  round {round_no + 1} {s.key:15} {result['rps']:8.0f} req/s  p99 {result['p99_ms']:6.2f} ms  "
+                      f"CPU {result['cpu_us']:6.0f} µs/call"
+                      + (f"  Redis trips/req {result['redis_trips']:.2f}" if "redis_trips" in result else "")
+                      + (f"  ERRORS {result['errors']:.0f}" if result["errors"] else ""), flush=True)
+
+        results = {s.key: summarize(s) for s in scenarios}
+        extra: dict[str, Any] = {}
+        # p99 at fixed rates: half and 80% of the gateway's own measured maximum, direct gRPC at the same rates.
+        if not args.no_latency:
+            extra["latency_at_rate"] = []
+            for key, server_name in (("get.off", "gw-off"), ("get.on", "gw-on")):
+                if key not in results or "get.direct" not in results:
+                    continue
+                top = results[key]["rps"]["median"]
+                s = next(x for x in scenarios if x.key == key)
+                direct = next(x for x in scenarios if x.key == "get.direct")
+                for share in (0.5, 0.8):
+                    rate = top * share
+                    gw = latency_at_rate(work, servers[server_name].url, s.request, rate, duration, h1=True)
+                    dr = latency_at_rate(work, servers["backend"].url + direct.grpc_path, s.request, rate, duration,
+                                         h1=False, grpc_data=direct.grpc_data)
+                    row = {"scenario": key, "share_of_max": share, "rate": round(rate),
+                           "gateway_p50_ms": gw["p50_ms"], "gateway_p99_ms": gw["p99_ms"], "gateway_p999_ms": gw["p999_ms"],
+                           "direct_p50_ms": dr["p50_ms"], "direct_p99_ms": dr["p99_ms"],
+                           "added_p99_ms": gw["p99_ms"] - dr["p99_ms"], "achieved_rps": gw["rps"]}
+                    extra["latency_at_rate"].append(row)
+                    print(f"  latency {key} at {share:.0%} of max ({rate:.0f} req/s): gateway p99 {gw['p99_ms']:.2f} ms, "
+                          f"direct p99 {dr['p99_ms']:.2f} ms", flush=True)
+        # Added latency without load: one connection, one request at a time (h2load, HTTP/1.1 for the gateways).
+        if not args.no_latency:
+            extra["latency_one_connection"] = {}
+            count = 300 if args.quick else 1000
+            for key in ("get.direct", "get.envoy", "get.off", "get.on", "get.fastapi"):
+                s = next((x for x in scenarios if x.key == key), None)
+                if s is None:
+                    continue
+                srv = servers[s.server]
+                if s.kind == "grpc":
+                    r = run_h2load(work, srv.url + s.grpc_path, data=s.grpc_data, requests=count,
+                                   headers={"content-type": "application/grpc", "te": "trailers"}, duration=0, clients=1)
+                else:
+                    r = run_h2load(work, srv.url + s.request.path, headers=dict(s.request.headers), requests=count,
+                                   duration=0, clients=1, h1=True)
+                extra["latency_one_connection"][key] = {k: r[k] for k in ("p50_ms", "p99_ms", "p999_ms", "rps")}
+                print(f"  one connection {key:12} p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms", flush=True)
+        if "gw-off" in servers and (wanted is None or any(w.startswith("batch") for w in wanted)):
+            extra["batch_latency"] = batch_latency(servers["gw-off"].url, 5 if args.quick else 15, 50)
+            b = extra["batch_latency"]
+            print(f"  batch of {BATCH_ITEMS} (item delays up to {b['delay_ms']} ms): {b['batch_ms']:.1f} ms, slowest item "
+                  f"alone {b['slowest_ms']:.1f} ms ({b['batch_over_slowest']:.2f}x), {BATCH_ITEMS} sequential "
+                  f"{b['sequential_ms']:.1f} ms", flush=True)
+        extra["rss_mib"] = {name: {"start": rss_start[name], "end": rss_mib(srv.pid)} for name, srv in servers.items()}
+        extra["backend_cpu_note"] = "the demo backend is Python (grpc.aio): it bounds req/s; compare CPU µs per request"
+
+        print()
+        table = print_table(results)
+        rel = ratios(results)
+        print()
+        for name, value in rel.items():
+            print(f"  {name:32} {value:5.2f}x")
+        for row in extra.get("latency_at_rate", []):
+            print(f"  p99 added by the gateway ({row['scenario']}, {row['share_of_max']:.0%} of max = {row['rate']} req/s): "
+                  f"{row['added_p99_ms']:.2f} ms (gateway {row['gateway_p99_ms']:.2f}, direct {row['direct_p99_ms']:.2f})")
+        one = extra.get("latency_one_connection", {})
+        if "get.direct" in one:
+            for key, row in one.items():
+                if key != "get.direct":
+                    print(f"  added latency, one connection ({key}): p50 {row['p50_ms'] - one['get.direct']['p50_ms']:.2f} ms, "
+                          f"p99 {row['p99_ms'] - one['get.direct']['p99_ms']:.2f} ms")
+        for name, mem in extra["rss_mib"].items():
+            print(f"  RSS {name:9} {mem['start']:6.1f} -> {mem['end']:6.1f} MiB")
+        document = {
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()},
+            "settings": {"runs": runs, "duration_s": duration, "connections": connections, "quick": args.quick},
+            "results": results, "ratios": rel, **extra, "table": table,
+            "elapsed_s": round(time.monotonic() - started, 1),
+        }
+        out = args.json or RESULTS_DIR / time.strftime("bench-%Y%m%d-%H%M%S.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        print(f"\nresults: {out}  ({document['elapsed_s']:.0f}s)")
+    finally:
+        fleet.stop()
+        if redis_port is not None:
+            with contextlib.suppress(Exception):
+                redis_cleanup()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
