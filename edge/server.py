@@ -33,7 +33,8 @@ import uvicorn
 from .admin import SUPERVISOR_ENV, build_admin_app
 from .app import GatewayApp
 from .backends import BackendRegistry
-from .config import GatewayConfig
+from .config import GatewayConfig, Listen
+from .connection_limits import ConnectionLimits, limit_connections
 from .tls import CertificateReloader, apply_to_uvicorn, server_ssl_context
 from .wire import CoalescingHttpToolsProtocol
 
@@ -70,6 +71,11 @@ def _uvicorn_config(app: Any, host: str, port: int, drain_timeout: float) -> uvi
     )
 
 
+def _limits(listen: Listen) -> ConnectionLimits:
+    return ConnectionLimits(listen.max_header_bytes, listen.max_url_bytes, listen.header_timeout,
+                            listen.body_timeout, listen.keep_alive_timeout)
+
+
 class GatewayServer:
     """The gateway's listeners and registry, started and stopped as one."""
 
@@ -89,6 +95,7 @@ class GatewayServer:
         public_config = _uvicorn_config(
             self.app, host or config.listen.host, config.listen.port if port is None else port, drain
         )
+        limit_connections(public_config, _limits(config.listen))
         self.tls: CertificateReloader | None = None
         if config.listen.tls is not None:
             # New handshakes pick up rotated certificate files; open connections keep theirs.
@@ -98,9 +105,9 @@ class GatewayServer:
         self._sockets = sockets
         self.admin: _Server | None = None
         if config.admin.enabled and admin:
-            self.admin = _Server(
-                _uvicorn_config(build_admin_app(self.registry), config.admin.host, config.admin.port, drain)
-            )
+            admin_config = _uvicorn_config(build_admin_app(self.registry), config.admin.host, config.admin.port, drain)
+            limit_connections(admin_config, _limits(config.listen))
+            self.admin = _Server(admin_config)
         self._tasks: list[asyncio.Task] = []
         self._stopping = asyncio.Event()
         self._watcher: asyncio.Task | None = None
