@@ -7,6 +7,7 @@ route (codecs, bound gRPC callable) is built here, once, not per request.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -21,6 +22,22 @@ from .descriptors import LoadedDescriptors
 from .httprule import HttpBinding, RuleError, bindings_for
 from .invoker import MethodInvoker
 from .matcher import MethodNotAllowed, NoRoute, PathEncodingError, PathMatcher, RouteConflict
+
+
+# Paths routed literally could still mean another resource to whoever normalises them
+# (RFC 3986 dot segments, in any spelling), or hide control characters a backend may
+# cut at (NUL) or echo into a header (CR LF): refused before the route lookup.
+_DOT_SEGMENT = re.compile(r"(?:^|/)(?:\.|%2[eE]){1,2}(?=/|:|$)")
+_CONTROL = re.compile(r"%(?:[01][0-9a-fA-F]|7[fF])")
+
+
+def check_path(raw_path: str) -> None:
+    """BadRequest for a request path that holds a '.' or '..' segment or an encoded control character."""
+    if "%" in raw_path and _CONTROL.search(raw_path):
+        raise errors.BadRequest(f"request path {raw_path!r} holds an encoded control character (%00-%1F, %7F)")
+    if "." in raw_path or "%" in raw_path:
+        if _DOT_SEGMENT.search(raw_path):
+            raise errors.BadRequest(f"request path {raw_path!r} holds a '.' or '..' segment; send it normalised")
 
 
 @dataclass(frozen=True)
@@ -83,6 +100,7 @@ class RouteTable:
     services: dict[str, str] = field(default_factory=dict)  # service full name -> backend
 
     def lookup(self, http_method: str, raw_path: str) -> tuple[Route, list[tuple[tuple[str, ...], str]]]:
+        check_path(raw_path)
         try:
             match = self.matcher.lookup(http_method, raw_path)
         except MethodNotAllowed as exc:
