@@ -137,3 +137,62 @@ def test_emit_unpopulated_still_goes_through_json_format():
     assert codec._fast is None
     out = codec._to_dict(kinds_pb2.Kinds())
     assert out["fInt64"] == "0" and out["tags"] == [] and out["labels"] == {}
+
+
+# ---------------------------------------------------------------- requests
+
+import json
+
+from transcoding.codec import RequestCodec, _Fallback
+from transcoding.errors import BadRequest
+
+
+class _Never:
+    """Switches the fast request path off: every body goes to json_format."""
+
+    def fill(self, *args):
+        raise _Fallback("off")
+
+
+KIND_KEYS = [f.name for f in kinds_pb2.Kinds.DESCRIPTOR.fields] + [f.json_name for f in kinds_pb2.Kinds.DESCRIPTOR.fields]
+INNER_KEYS = ["name", "count", "color", "child", "tags", "when", "bogus"]
+SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**65), 2**65), st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["RED", "BLUE", "NOPE", "12", "-7", "1_2", " 3", "1.5", "1970-01-01T00:00:01Z", "2s",
+                     "a,b_c", "aGk=", "", "18446744073709551616"]),
+    TEXT,
+)
+JSONISH = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.sampled_from(INNER_KEYS), inner, max_size=3)),
+    max_leaves=8,
+)
+
+
+def _outcome(codec: RequestCodec, body: bytes):
+    try:
+        return "ok", codec.decode([], [], body, "application/json").SerializeToString(deterministic=True)
+    except BadRequest as exc:
+        return "error", exc.message, exc.field
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.sampled_from(KIND_KEYS + ["unknownKey"]), JSONISH, max_size=5))
+def test_fast_request_decoder_accepts_and_refuses_exactly_as_json_format(value):
+    body = json.dumps(value).encode()
+    fast = RequestCodec(kinds_pb2.Kinds.DESCRIPTOR, "*", [])
+    slow = RequestCodec(kinds_pb2.Kinds.DESCRIPTOR, "*", [])
+    slow._fast = _Never()
+    assert _outcome(fast, body) == _outcome(slow, body)
+
+
+def test_a_plain_body_takes_the_fast_path():
+    value = {"fString": "x", "fInt64": "-12", "f_int32": 7, "fBool": True, "fDouble": 1.5, "color": "RED",
+             "tags": ["a"], "ids": ["1", 2], "inner": {"name": "n", "when": "2024-01-01T00:00:00Z", "child": {}},
+             "items": [{"count": 1}], "ts": "1970-01-01T00:00:01.5Z", "dur": "3s", "updateMask": "a,bC",
+             "choiceName": "c"}
+    expected = json_format.ParseDict(value, kinds_pb2.Kinds())
+    message = kinds_pb2.Kinds()
+    RequestCodec(kinds_pb2.Kinds.DESCRIPTOR, "*", [])._fast.fill(message, value, 0)  # no _Fallback raised
+    assert message == expected and message.inner.HasField("child")
