@@ -412,7 +412,12 @@ def _parse_item(index: int, raw: Any, known: frozenset[str]) -> Item:
         body = _ABSENT
     references = list(_references(url, f"{where}.url", known))
     if body is not _ABSENT:
-        references += _body_references(body, f"{where}.body", known)
+        try:
+            references += _body_references(body, f"{where}.body", known)
+        except _TooDeep:
+            raise errors.BadRequest(
+                f"{where}.body is nested more than {_MAX_BODY_DEPTH} levels deep", field=f"{where}.body"
+            ) from None
     implied = [r.item for r in references]
     return Item(
         id=item_id,
@@ -442,13 +447,24 @@ def _references(text: str, where: str, known: frozenset[str] = frozenset()) -> I
             )
 
 
-def _body_references(value: Any, where: str, known: frozenset[str]) -> list[Reference]:
+# No request message nests deeper than the codec reads (transcoding.codec); the walks
+# over item bodies are recursive, so a deeper body is refused here, before any of them.
+_MAX_BODY_DEPTH = 100
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _body_references(value: Any, where: str, known: frozenset[str], depth: int = 0) -> list[Reference]:
     if isinstance(value, str):
         return list(_references(value, where, known))
+    if isinstance(value, (list, dict)) and depth >= _MAX_BODY_DEPTH:
+        raise _TooDeep()
     if isinstance(value, list):
-        return [r for i, v in enumerate(value) for r in _body_references(v, f"{where}[{i}]", known)]
+        return [r for i, v in enumerate(value) for r in _body_references(v, f"{where}[{i}]", known, depth + 1)]
     if isinstance(value, dict):
-        return [r for k, v in value.items() for r in _body_references(v, f"{where}.{k}", known)]
+        return [r for k, v in value.items() for r in _body_references(v, f"{where}.{k}", known, depth + 1)]
     return []
 
 
