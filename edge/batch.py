@@ -27,6 +27,8 @@ import asyncio
 import base64
 import contextlib
 import graphlib
+import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,6 +39,7 @@ import grpc
 import orjson
 
 from transcoding import errors
+from transcoding.codec import load_json
 
 from . import compression
 from .auth import AuthError, EffectivePolicy
@@ -343,9 +346,11 @@ def parse_batch(body: bytes, config: BatchConfig) -> list[Item]:
     if not body.strip():
         raise errors.BadRequest('the batch body is empty; send {"requests": [...]}')
     try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise errors.BadRequest(f"the batch body is not valid JSON: {exc}") from None
+        # The JSON rules of a call alone (UTF-8, no duplicate keys, no NaN): orjson would keep
+        # the last of two equal keys, so an item could show one value and send another.
+        document = load_json(body)
+    except errors.BadRequest as exc:
+        raise errors.BadRequest(exc.message.replace("malformed JSON body", "the batch body is not valid JSON")) from None
     if not isinstance(document, dict) or "requests" not in document:
         raise errors.BadRequest('the batch body must be a JSON object {"requests": [...]}')
     unknown = sorted(set(document) - {"requests"})
@@ -465,6 +470,8 @@ def _body_references(value: Any, where: str, known: frozenset[str], depth: int =
         return [r for i, v in enumerate(value) for r in _body_references(v, f"{where}[{i}]", known, depth + 1)]
     if isinstance(value, dict):
         return [r for k, v in value.items() for r in _body_references(v, f"{where}.{k}", known, depth + 1)]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise errors.BadRequest(f"{where}: number out of range for a double", field=where)
     return []
 
 
@@ -602,9 +609,16 @@ def _fill_call(
     elif isinstance(body, str) and "content-type" in headers and not _is_json(headers["content-type"]):
         call.body = body.encode("utf-8")  # e.g. NDJSON for a client-streaming route, or an HttpBody payload
     else:
-        call.body = orjson.dumps(body)
+        call.body = _json_body(body)
         headers.setdefault("content-type", "application/json")
     call.headers = headers
+
+
+def _json_body(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # an integer past 64 bits or a lone surrogate: sent on as a call alone would carry it
+        return json.dumps(value, separators=(",", ":")).encode()
 
 
 def _credential_headers(pipeline: Pipeline) -> frozenset[str]:
