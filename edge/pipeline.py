@@ -199,7 +199,16 @@ class Pipeline:
         trace = incoming_trace(headers)
         if trace is not None:
             metadata.extend(trace.metadata())
-        metadata.extend((name, headers[name]) for name in self.forward if name in headers)
+        for name in self.forward:
+            value = headers.get(name)
+            if value is not None:
+                # gRPC metadata carries printable ASCII only; grpc would fail the call as a 500.
+                if not (value.isascii() and value.isprintable()):
+                    raise errors.BadRequest(
+                        f"header {name!r} holds characters a gRPC backend cannot be sent (only printable ASCII)",
+                        field=name,
+                    )
+                metadata.append((name, value))
         if self.authenticator is not None and call.auth is not None and policy is not None:
             # The caller's identity as the gateway vouches for it (and the raw token
             # only where the route's policy asks for it).
