@@ -5,10 +5,18 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
-from .config import ConfigError, GatewayConfig, load_config
+# gRPC reads its experiments once, when first imported, so this comes before
+# anything that imports grpc. Its EventEngine client path hands every call's
+# I/O to extra threads; the classic client path measured ~11% less gateway
+# CPU per request (~465 -> ~415 us, GET, A/B on one machine) and less latency.
+# An operator's own GRPC_EXPERIMENTS wins.
+os.environ.setdefault("GRPC_EXPERIMENTS", "-event_engine_client")
+
+from .config import ConfigError, GatewayConfig, load_config  # noqa: E402
 
 
 def _load(path: str) -> GatewayConfig:
