@@ -64,13 +64,57 @@ def build_app(backend: str) -> FastAPI:
     return app
 
 
+def build_bare_app(backend: str):
+    """The same two calls as a bare ASGI app: no framework, no checks at all.
+
+    What "the least Python one could write" costs; not something to deploy."""
+    from urllib.parse import parse_qs
+
+    state: dict[str, library_pb2_grpc.LibraryServiceStub] = {}
+    json_header = [(b"content-type", b"application/json")]
+
+    async def app(scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        stub = state.get("stub")
+        if stub is None:
+            stub = state["stub"] = library_pb2_grpc.LibraryServiceStub(grpc.aio.insecure_channel(backend))
+        shelf = scope["path"].split("/")[3]
+        query = parse_qs(scope["query_string"].decode())
+        if scope["method"] == "GET":
+            request = library_pb2.ListBooksRequest(parent=f"shelves/{shelf}", page_size=int(query.get("pageSize", ["0"])[0]))
+            if "genre" in query:
+                request.genre = library_pb2.Genre.Value(query["genre"][0])
+            call = stub.ListBooks(request, timeout=10)
+        else:
+            body = b""
+            while True:
+                message = await receive()
+                body += message.get("body", b"")
+                if not message.get("more_body"):
+                    break
+            request = library_pb2.CreateBookRequest(parent=f"shelves/{shelf}", request_id=query.get("requestId", [""])[0])
+            json_format.Parse(body, request.book)
+            call = stub.CreateBook(request, timeout=10)
+        payload = json_format.MessageToJson(await call, indent=None).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": json_header + [(b"content-length", str(len(payload)).encode())]})
+        await send({"type": "http.response.body", "body": payload})
+
+    return app
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--backend", default="127.0.0.1:50051")
+    parser.add_argument("--bare", action="store_true", help="serve the bare ASGI floor instead of FastAPI")
     args = parser.parse_args(argv)
-    uvicorn.run(build_app(args.backend), host=args.host, port=args.port, loop="uvloop", http="httptools",
+    uvicorn.run(build_bare_app(args.backend) if args.bare else build_app(args.backend), host=args.host, port=args.port, loop="uvloop", http="httptools",
                 access_log=False, log_level="warning", server_header=False)
 
 

@@ -82,6 +82,34 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def descendants(pid: int) -> list[int]:
+    """pid and every live process below it (a supervisor and its workers)."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                todo.extend(int(child) for child in task.read_text().split())
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for member in descendants(pid):
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(member)
+    return total
+
+
+def tree_rss_mib(pid: int) -> float:
+    total = 0.0
+    for member in descendants(pid):
+        with contextlib.suppress(OSError):
+            total += rss_mib(member)
+    return total
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -402,6 +430,7 @@ def build_scenarios(token: str, full: bool, baseline: bool = False) -> list[Scen
         Scenario("get.on-hybrid", "GET  gateway, TLS+JWT+limits (Redis hybrid)", "gw-hybrid", "wrk", get_auth,
                  redis=True),
         Scenario("get.fastapi", "GET  FastAPI passthrough", "fastapi", "wrk", get),
+        Scenario("get.floor", "GET  bare ASGI passthrough (no framework)", "floor", "wrk", get),
         Scenario("post.direct", "POST direct gRPC (no gateway)", "backend", "grpc",
                  grpc_path="/edgedemo.library.v1.LibraryService/CreateBook", grpc_data=grpc_frame(create)),
         Scenario("post.envoy", "POST Envoy gRPC-JSON transcoder", "envoy", "wrk", post),
@@ -410,10 +439,13 @@ def build_scenarios(token: str, full: bool, baseline: bool = False) -> list[Scen
         Scenario("post.on-redis", "POST gateway, all on + Idempotency-Key (Redis)", "gw-redis", "wrk", post_auth,
                  redis=True),
         Scenario("post.fastapi", "POST FastAPI passthrough", "fastapi", "wrk", post),
+        Scenario("post.floor", "POST bare ASGI passthrough (no framework)", "floor", "wrk", post),
         Scenario("batch.10", f"POST gateway, batch of {BATCH_ITEMS} GETs (per item)", "gw-off", "wrk",
                  Request("POST", "/v1/batch", BATCH_BODY), per=BATCH_ITEMS),
     ]
-    if not full:
+    if full:
+        scenarios.insert(3, Scenario("get.off-2w", "GET  gateway, offloads off, --workers 2", "gw-off-2w", "wrk", get))
+    else:
         scenarios = [s for s in scenarios if s.key != "get.on-hybrid"]
     if baseline:
         scenarios += [Scenario("get.baseline", "GET  gateway (--baseline-src), offloads off", "gw-base", "wrk", get),
@@ -423,7 +455,8 @@ def build_scenarios(token: str, full: bool, baseline: bool = False) -> list[Scen
 
 def measure(work: Path, scenario: Scenario, server: Server, duration: float, connections: int,
             redis_port: int | None) -> dict[str, float]:
-    before_cpu = cpu_seconds(server.pid)
+    cpu_of = tree_cpu_seconds if server.name.endswith("-2w") else cpu_seconds
+    before_cpu = cpu_of(server.pid)
     before_segs = redis_segments(server.pid, redis_port) if scenario.redis and redis_port else 0
     if scenario.kind == "grpc":
         result = run_h2load(work, server.url + scenario.grpc_path, data=scenario.grpc_data,
@@ -432,7 +465,7 @@ def measure(work: Path, scenario: Scenario, server: Server, duration: float, con
     else:
         assert scenario.request is not None
         result = run_wrk(work, server.url, scenario.request, duration, connections)
-    cpu = cpu_seconds(server.pid) - before_cpu
+    cpu = cpu_of(server.pid) - before_cpu
     calls = max(1, result["requests"]) * scenario.per
     result["cpu_us"] = cpu / calls * 1e6
     result["calls_per_s"] = result["rps"] * scenario.per
@@ -541,6 +574,10 @@ def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
         "get.off_cpu_vs_fastapi": ("get.off", "get.fastapi", "cpu_us"),
         "get.on_cpu_vs_fastapi": ("get.on", "get.fastapi", "cpu_us"),
         "batch_item_cpu_vs_single_get": ("batch.10", "get.off", "cpu_us"),
+        "get.off_cpu_vs_bare": ("get.off", "get.floor", "cpu_us"),
+        "get.2workers_rps_vs_1": ("get.off-2w", "get.off", "rps"),
+        "get.fastapi_cpu_vs_bare": ("get.fastapi", "get.floor", "cpu_us"),
+        "get.bare_cpu_vs_envoy": ("get.floor", "get.envoy", "cpu_us"),
     }
     for name, (a, b, what) in pairs.items():
         x, y = med(a, what), med(b, what)
@@ -553,22 +590,22 @@ def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one short round (< 1 minute)")
+    parser.add_argument("--quick", action="store_true", help="one 1-second round, no warm-up (< 1 minute)")
     parser.add_argument("--runs", type=int, help="rounds (default 3; --quick 1)")
-    parser.add_argument("--duration", type=float, help="seconds per run (default 5; --quick 2)")
+    parser.add_argument("--duration", type=float, help="seconds per run (default 4; --quick 1)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")
     parser.add_argument("--only", help="comma-separated scenario keys or prefixes (e.g. get.off,post)")
     parser.add_argument("--json", type=Path, help="write the results here (default: ~/.cache/edge-bench/bench-<time>.json)")
     parser.add_argument("--envoy", default=os.environ.get("EDGE_BENCH_ENVOY", "envoy"), help="the envoy binary")
     parser.add_argument("--no-latency", action="store_true", help="skip the fixed-rate latency runs")
-    parser.add_argument("--full", action="store_true", help="also the Redis hybrid mode and a 2-worker gateway")
+    parser.add_argument("--full", action="store_true", help="also the Redis hybrid mode and a 2-worker gateway (~5 min)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, configs)")
     parser.add_argument("--baseline-src", type=Path, help=(
         "another checkout of edge (e.g. a `git worktree` of an older commit): also run its gateway, offloads off, "
         "as get.baseline/post.baseline, for before/after ratios from one run"))
     args = parser.parse_args(argv)
     runs = max(1, min(args.runs or (1 if args.quick else 3), 10))
-    duration = max(1.0, min(args.duration or (2.0 if args.quick else 5.0), 30.0))
+    duration = max(1.0, min(args.duration or (1.0 if args.quick else 4.0), 30.0))
     connections = max(1, min(args.connections, 256))
 
     for tool in ("wrk", "h2load", "ss"):
@@ -627,6 +664,7 @@ def main(argv: list[str] | None = None) -> int:
         gateways = {
             "gw-base": {},
             "gw-off": {},
+            "gw-off-2w": {},
             "gw-on": {"tls": (cert, key), "jwks": jwks, "store": "memory"},
             "gw-redis": {"tls": (cert, key), "jwks": jwks, "store": "redis"},
             "gw-hybrid": {"tls": (cert, key), "jwks": jwks, "store": "redis", "hybrid": True},
@@ -641,14 +679,17 @@ def main(argv: list[str] | None = None) -> int:
             gw_env = env
             if name == "gw-base":
                 gw_env = dict(env, PYTHONPATH=os.pathsep.join([str(args.baseline_src.resolve()), env["PYTHONPATH"]]))
+            workers = ["--workers", "2"] if name.endswith("-2w") else []
             servers[name] = fleet.start(name, [PY, "-m", "edge.cli", "serve", "--config", str(config), "--log-level",
-                                               "warning"], url,
+                                               "warning", *workers], url,
                                         lambda url=url: http("GET", url + "/readyz")[0] == 200, env=gw_env)
-        if "fastapi" in needed:
+        for name, extra_args in (("fastapi", []), ("floor", ["--bare"])):
+            if name not in needed:
+                continue
             port = free_port()
-            servers["fastapi"] = fleet.start(
-                "fastapi", [PY, str(ROOT / "scripts" / "bench_fastapi_passthrough.py"), "--port", str(port),
-                            "--backend", f"127.0.0.1:{backend_port}"],
+            servers[name] = fleet.start(
+                name, [PY, str(ROOT / "scripts" / "bench_fastapi_passthrough.py"), "--port", str(port),
+                       "--backend", f"127.0.0.1:{backend_port}", *extra_args],
                 f"http://127.0.0.1:{port}", lambda port=port: tcp_open(port), env=env)
 
         # Every HTTP scenario answers 2xx with a sane body before it is timed.
@@ -662,12 +703,12 @@ def main(argv: list[str] | None = None) -> int:
             status, body = http(s.request.method, servers[s.server].url + s.request.path, s.request.body, headers)
             if status != 200:
                 raise SystemExit(f"{s.key}: {s.request.method} {s.request.path} answered {status}: {body[:300]!r}")
-        rss_start = {name: rss_mib(srv.pid) for name, srv in servers.items()}
+        rss_start = {name: tree_rss_mib(srv.pid) for name, srv in servers.items()}
 
         print(f"edge bench: {len(scenarios)} scenarios x {runs} rounds x {duration:g}s, {connections} connections; "
               f"work dir {work}", flush=True)
-        for s in scenarios:  # warm-up: connections, channels, caches, JIT-free but allocator-warm
-            if s.kind == "wrk":
+        for s in scenarios:  # warm-up: connections, channels, plans, allocator (the check request does it for --quick)
+            if s.kind == "wrk" and not args.quick:
                 run_wrk(work, servers[s.server].url, s.request, 1, connections)
         for round_no in range(runs):
             for s in scenarios:
@@ -724,7 +765,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  batch of {BATCH_ITEMS} (item delays up to {b['delay_ms']} ms): {b['batch_ms']:.1f} ms, slowest item "
                   f"alone {b['slowest_ms']:.1f} ms ({b['batch_over_slowest']:.2f}x), {BATCH_ITEMS} sequential "
                   f"{b['sequential_ms']:.1f} ms", flush=True)
-        extra["rss_mib"] = {name: {"start": rss_start[name], "end": rss_mib(srv.pid)} for name, srv in servers.items()}
+        extra["rss_mib"] = {name: {"start": rss_start[name], "end": tree_rss_mib(srv.pid)}
+                           for name, srv in servers.items()}
         extra["backend_cpu_note"] = "the demo backend is Python (grpc.aio): it bounds req/s; compare CPU µs per request"
 
         print()
