@@ -24,6 +24,9 @@ DEFAULT_CHANNEL_OPTIONS: tuple[tuple[str, Any], ...] = (
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.enable_retries", 0),
+    # A backend back from an outage is reached within ~5 s: gRPC's default backoff grows
+    # to 120 s, so after a long outage the gateway kept answering 503 for up to two minutes.
+    ("grpc.max_reconnect_backoff_ms", 5_000),
 )
 
 
