@@ -31,6 +31,7 @@ from .http import (
     send_response,
 )
 from .observability.observer import RequestObserver
+from .overload import LoadShedder
 from .pipeline import Call, CallRecord, Pipeline
 from .readiness import Readiness
 from .runtime import build_pipeline
@@ -56,6 +57,8 @@ class GatewayApp:
         self.readiness: Readiness | None = None
         self._body_limit = config.compression.decompression_limit(config.transcoding.max_body_bytes)
         self._opted_out: dict[tuple[str, str | None], bool] = {}
+        limit = config.overload.max_inflight
+        self.shedder = LoadShedder(limit, config.overload.retry_after) if limit is not None else None
 
     async def start(self) -> None:
         self.pipeline, self._closers = await build_pipeline(self.config, self.registry)
@@ -73,7 +76,19 @@ class GatewayApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self.handle_http(scope, receive, send)
+            shedder = self.shedder
+            if shedder is None or scope["path"] in _NEVER_SHED:
+                await self.handle_http(scope, receive, send)
+            elif shedder.admit():
+                try:
+                    await self.handle_http(scope, receive, send)
+                finally:
+                    shedder.release()
+            else:  # overloaded: answered at once, before routing or reading the body
+                if self.observer is not None:
+                    self.observer.metrics.shed_request()
+                request_id = request_id_from(header_dict(scope["headers"]))
+                await shedder.refuse(send, (b"x-request-id", request_id.encode()))
         elif kind == "lifespan":
             await self.lifespan(receive, send)
 
@@ -183,6 +198,9 @@ class GatewayApp:
         else:
             ready, body = await self.readiness.report(self.draining)
         await send_response(send, 200 if ready else 503, [(b"content-type", JSON_CONTENT_TYPE), id_header], json_bytes(body))
+
+
+_NEVER_SHED = frozenset({"/healthz", "/readyz"})
 
 
 def _raw_path(scope: Scope) -> str:

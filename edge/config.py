@@ -128,6 +128,15 @@ class Lifecycle(Section):
     drain_timeout: Duration = Field(30.0, gt=0)
 
 
+class Overload(Section):
+    """Load shedding (edge/overload.py): past `max_inflight` requests served at once by
+    one process (streams included, a batch counts once), new requests are answered 503
+    with Retry-After at once instead of queueing; /healthz and /readyz are never shed."""
+
+    max_inflight: int | None = Field(1000, ge=1, description="per process; null turns shedding off")
+    retry_after: Duration = Field(1.0, ge=0, description="the Retry-After of a shed request")
+
+
 class GatewayConfig(Section):
     """The whole file. Feature sections are owned by their packages' config modules."""
 
@@ -144,6 +153,7 @@ class GatewayConfig(Section):
     access_log: AccessLogConfig = Field(default_factory=AccessLogConfig)
     tracing: TracingConfig = Field(default_factory=TracingConfig)
     compression: CompressionConfig = Field(default_factory=CompressionConfig)
+    overload: Overload = Field(default_factory=Overload)
 
     @field_validator("backends")
     @classmethod

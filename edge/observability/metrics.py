@@ -153,6 +153,10 @@ class Metrics:
             "edge_descriptor_reloads_total", "Descriptor (re)loads per backend and their result.",
             ("backend", "result"), registry=r,
         )
+        self.shed_requests = Counter(
+            "edge_shed_requests_total", "Requests answered 503 at once because the process was at overload.max_inflight.",
+            registry=r,
+        )
         self.inflight_requests = Gauge(
             "edge_inflight_requests", "Requests being served now (all live workers).",
             registry=r, multiprocess_mode="livesum",
@@ -224,6 +228,9 @@ class Metrics:
 
     def descriptor_reload(self, backend: str, ok: bool) -> None:
         self.descriptor_reloads.labels(backend, "success" if ok else "failure").inc()
+
+    def shed_request(self) -> None:
+        self.shed_requests.inc()
 
     def inflight(self) -> ContextManager[None]:
         """`with metrics.inflight(): ...` counts the request while it is served."""
