@@ -19,6 +19,7 @@ What happened on the way is kept in `CallRecord` for the access log and metrics.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -113,6 +114,7 @@ class Pipeline:
             h for h in config.transcoding.forward_headers if h not in stripped and h not in _OWN_METADATA
         )
         self.stripped = frozenset(stripped)
+        self._settling: set[asyncio.Future[None]] = set()  # keyed calls settling after their caller left
         self.response_metadata = config.transcoding.response_metadata
 
     # ---- the steps --------------------------------------------------------------------
@@ -282,18 +284,41 @@ class Pipeline:
                 record.idempotency = "new"
 
         record.called = True
-        try:
-            outcome = await forward_unary(
-                route, request, timeout=timeout, metadata=metadata, response_metadata=self.response_metadata
-            )
-        except BaseException:
-            if begin is not None:  # cancelled or crashed: the outcome is unknown, let the retry run again
-                await asyncio.shield(begin.abandon(proven_not_sent=False))
-            raise
-        if begin is not None:
+        call = forward_unary(route, request, timeout=timeout, metadata=metadata, response_metadata=self.response_metadata)
+        if begin is None:
+            outcome = await call
+        else:
+            outcome = await self._keyed_call(begin, call)
             await self._settle(begin, outcome)
         record.backend_seconds, record.grpc_code, record.http_status = outcome.backend_seconds, outcome.grpc_code, outcome.status
         return Reply(outcome.status, headers_out + outcome.headers, outcome.body, outcome.grpc_code)
+
+    async def _keyed_call(self, begin: Any, call: Coroutine[Any, Any, CallOutcome]) -> CallOutcome:
+        """A call under an Idempotency-Key runs to its end even when its caller is cancelled
+        (a batch whose client hung up or whose deadline passed, a drain): by then the backend
+        may have acted, and freeing the key would let the retry act again. Its outcome is
+        settled when it ends, so the retry waits (409) and then gets it replayed."""
+        task = asyncio.ensure_future(call)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(self._settle_later(begin))
+            raise
+        except BaseException:  # crashed: the outcome is unknown, let the retry run again
+            await asyncio.shield(begin.abandon(proven_not_sent=False))
+            raise
+
+    def _settle_later(self, begin: Any) -> Callable[[asyncio.Future[CallOutcome]], None]:
+        def settle(task: asyncio.Future[CallOutcome]) -> None:
+            if task.cancelled() or task.exception() is not None:
+                work = begin.abandon(proven_not_sent=False)
+            else:
+                work = self._settle(begin, task.result())
+            settling = asyncio.ensure_future(work)
+            self._settling.add(settling)  # held until done: the loop keeps only weak references
+            settling.add_done_callback(self._settling.discard)
+
+        return settle
 
     async def _settle(self, begin: Any, outcome: CallOutcome) -> None:
         """Store what the backend answered; for an unknown outcome, free the key for the retry."""
