@@ -164,7 +164,11 @@ def guarded_protocol(base: type[asyncio.Protocol], limits: ConnectionLimits) -> 
             for name, value in self.headers:
                 size += len(name) + len(value) + 4
                 has_body = has_body or name in (b"content-length", b"transfer-encoding")
-            refusal = url_too_long if len(url) > limits.max_url_bytes else head_too_large if size > limits.max_header_bytes else None
+            refusal = None
+            if len(url) > limits.max_url_bytes:
+                refusal = url_too_long
+            elif size > limits.max_header_bytes:
+                refusal = head_too_large
             if refusal is None:
                 super().on_headers_complete()
             else:  # the same cycle uvicorn uses for its own 503, with our answer as the app

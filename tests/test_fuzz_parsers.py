@@ -15,10 +15,10 @@ import json
 import math
 import os
 import string
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from transcoding.codec import RequestCodec, ResponseCodec
@@ -164,8 +164,6 @@ def test_a_path_built_from_a_template_matches_it_with_its_values(text: str, data
     for variable in template.variables:
         covered = segments[variable.start:variable.end]
         multi = variable.end is None or variable.end - variable.start > 1
-        from urllib.parse import unquote
-
         if multi:
             value = "/".join("%2F".join(unquote(p) for p in s.split("%2F")) for s in covered)
         else:

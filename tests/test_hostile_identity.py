@@ -6,10 +6,7 @@ real local IdP serving a JWKS, real tokens and forged ones.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
-import json
 import time
 
 import httpx

@@ -108,9 +108,8 @@ def test_concurrent_clients_hanging_up_and_retrying_create_each_book_once(stack)
     executed = {key: titles[f"no-lost-{key}"] for key in keys}
     assert all(count == 1 for count in executed.values()), {k: n for k, n in executed.items() if n != 1}
     # The recorder agrees: one CreateBook that ran to the end per key (by the derived key the gateway sends).
-    finished = collections.Counter(
-        r.header("idempotency-key") for r in backend.recorder.records_for("CreateBook") if r.code is not None and r.code.name == "OK"
-    )
+    finished = collections.Counter(r.header("idempotency-key") for r in backend.recorder.records_for("CreateBook")
+                                   if r.code is not None and r.code.name == "OK")
     assert len(finished) == KEYS and set(finished.values()) == {1}
     assert all(r.header("idempotency-key") for r in backend.recorder.records_for("CreateBook"))
     hangups = sum(h for _, _, h, _ in outcomes)
