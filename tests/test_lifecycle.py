@@ -131,9 +131,15 @@ def test_workers_share_one_port_and_are_replaced(tmp_path, demo_backend):
             for _ in range(20):
                 assert c.get("/v1/shelves/scifi", headers={"connection": "close"}).status_code == 200
         # Metrics from both workers are summed, whichever one served the admin request.
-        text = httpx.get(f"http://127.0.0.1:{admin}/metrics", timeout=5).text
-        served = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                     if line.startswith("edge_requests_total{") and 'http_status="200"' in line)
+        # A request is counted just after its answer is sent: allow the last ones a moment.
+        deadline = time.monotonic() + 5
+        while True:
+            text = httpx.get(f"http://127.0.0.1:{admin}/metrics", timeout=5).text
+            served = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                         if line.startswith("edge_requests_total{") and 'http_status="200"' in line)
+            if served >= 20 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         assert served == 20, text
         victim = children[0]
         os.kill(victim, signal.SIGKILL)
