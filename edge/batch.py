@@ -52,6 +52,7 @@ from .http import (
     Scope,
     Send,
     json_bytes,
+    raw_headers,
     read_body,
     send_response,
 )
@@ -208,7 +209,7 @@ class BatchEndpoint:
             if begin.state is BeginState.REPLAY:
                 record.idempotency = "replayed"
                 stored = begin.stored_response
-                replayed = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in begin.replay_headers()]
+                replayed = raw_headers(begin.replay_headers())
                 headers = [h for h in headers_out if h[0] != b"content-type"] + replayed
                 return Reply(stored.status, headers, stored.body, 0)
             error = begin.error()

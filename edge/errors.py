@@ -16,7 +16,7 @@ from transcoding import errors as transcoding_errors
 from transcoding.status import error_body
 
 from .auth.errors import AuthError
-from .http import JSON_CONTENT_TYPE, ClientDisconnected, RawHeaders, json_bytes
+from .http import JSON_CONTENT_TYPE, ClientDisconnected, RawHeaders, json_bytes, raw_headers
 from .state.errors import StatusError
 
 log = logging.getLogger("edge.errors")
@@ -39,7 +39,7 @@ def error_parts(exc: BaseException, request_id: str, realm: str = "edge") -> tup
         code = _AUTH_CODES.get(exc.status, code_pb2.INVALID_ARGUMENT)
         return exc.status, headers, json_bytes({"code": code, "message": exc.description, "details": []})
     if isinstance(exc, StatusError):
-        headers.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items())
+        headers.extend(raw_headers(exc.headers.items()))
         return exc.http_status, headers, json_bytes(exc.body())
     log.error("unexpected failure serving request %s", request_id, exc_info=exc)
     body = error_body(grpc.StatusCode.INTERNAL, f"internal error; quote request id {request_id} when reporting it")

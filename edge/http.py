@@ -95,5 +95,10 @@ async def send_response(send: Send, status: int, headers: RawHeaders, body: byte
     await send({"type": "http.response.body", "body": body})
 
 
+def raw_headers(pairs: Iterable[tuple[str, str]]) -> RawHeaders:
+    """Text header pairs as ASGI wants them: lower-case latin-1 bytes."""
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in pairs]
+
+
 def json_bytes(value: Any) -> bytes:
     return orjson.dumps(value)

@@ -22,19 +22,22 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 from transcoding import errors
-from transcoding.invoker import parse_timeout
+from transcoding.invoker import CallError, parse_timeout
 from transcoding.routes import Route
 
 from .backends import BackendRegistry
 from .compression import stream_compressor
 from .config import GatewayConfig
 from .errors import error_parts, grpc_code_of
-from .http import RawHeaders, Receive, Send
+from .http import RawHeaders, Receive, Send, raw_headers
 from .observability.tracing import incoming_trace
 from .idempotency import BeginState, IdempotencyEngine, StoredResponse
-from .proxy import CallOutcome, decode_ndjson_requests, decode_request, forward_stream, forward_unary, iterate
+from .proxy import (
+    CallOutcome, call_error_parts, decode_ndjson_requests, decode_request, forward_stream, forward_unary, iterate,
+)
 from .ratelimit import RateLimitContext, RateLimiter
 
 if TYPE_CHECKING:
@@ -189,7 +192,7 @@ class Pipeline:
         if error is not None:
             raise error
         call.charged = True
-        return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in decision.headers()]
+        return raw_headers(decision.headers())
 
     def deadline(self, call: Call, route: Route) -> float:
         backend = self.registry.backends[route.backend].config
@@ -270,25 +273,24 @@ class Pipeline:
             record.idempotency = _IDEMPOTENCY_OUTCOME.get(begin.state)
             if begin.state is BeginState.REPLAY:
                 stored = begin.stored_response
-                replay_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in stored.headers]
-                replay_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in begin.replay_headers()]
+                replay_headers = raw_headers(stored.headers) + raw_headers(begin.replay_headers())
                 record.http_status = stored.status
                 return Reply(stored.status, headers_out + replay_headers, stored.body, 0)
             error = begin.error()
             if error is not None:
                 raise error
             metadata.extend(begin.metadata())
-            if not getattr(begin, "active", False):
+            if not begin.active:
                 begin = None
             else:
                 record.idempotency = "new"
 
         record.called = True
-        call = forward_unary(route, request, timeout=timeout, metadata=metadata, response_metadata=self.response_metadata)
+        pending = forward_unary(route, request, timeout=timeout, metadata=metadata, response_metadata=self.response_metadata)
         if begin is None:
-            outcome = await call
+            outcome = await pending
         else:
-            outcome = await self._keyed_call(begin, call)
+            outcome = await self._keyed_call(begin, pending)
             await self._settle(begin, outcome)
         record.backend_seconds, record.grpc_code, record.http_status = outcome.backend_seconds, outcome.grpc_code, outcome.status
         return Reply(outcome.status, headers_out + outcome.headers, outcome.body, outcome.grpc_code)
@@ -344,12 +346,7 @@ class Pipeline:
                 if len(items) >= cap:
                     raise errors.PayloadTooLarge(f"stream has more than {cap} messages; call it alone to stream it")
                 items.append(route.response_codec.encode_stream_item(message).rstrip(b"\n"))
-        except Exception as exc:
-            from transcoding.invoker import CallError
-            from .proxy import call_error_parts
-
-            if not isinstance(exc, CallError):
-                raise
+        except CallError as exc:
             status, headers, body = call_error_parts(exc)
             record.grpc_code, record.http_status = exc.code.value[0], status
             return Reply(status, headers_out + headers, body, exc.code.value[0])
@@ -378,8 +375,6 @@ _UNKNOWN_OUTCOME = frozenset({1, 4, 14})
 
 
 def parse_query(query_string: bytes) -> list[tuple[str, str]]:
-    from urllib.parse import parse_qsl
-
     if not query_string:
         return []
     try:
