@@ -21,7 +21,6 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 RawHeaders = list[tuple[bytes, bytes]]
 
 JSON_CONTENT_TYPE = b"application/json"
-NDJSON_CONTENT_TYPE = b"application/x-ndjson"
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 

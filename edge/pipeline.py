@@ -36,7 +36,7 @@ from .http import RawHeaders, Receive, Send, raw_headers
 from .observability.tracing import incoming_trace
 from .idempotency import BeginState, IdempotencyEngine, StoredResponse
 from .proxy import (
-    CallOutcome, call_error_parts, decode_ndjson_requests, decode_request, forward_stream, forward_unary, iterate,
+    CallOutcome, call_error_parts, decode_ndjson_requests, forward_stream, forward_unary, iterate,
 )
 from .ratelimit import RateLimitContext, RateLimiter
 
@@ -242,7 +242,7 @@ class Pipeline:
         if route.client_streaming:
             request: Any = iterate(decode_ndjson_requests(route, bindings, query, call.body))
         else:
-            request = decode_request(route, bindings, query, call.body, call.headers.get("content-type"))
+            request = route.request_codec.decode(bindings, query, call.body, call.headers.get("content-type"))
         timeout = self.deadline(call, route)
         metadata = self.metadata(call, policy)
 

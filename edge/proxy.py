@@ -41,10 +41,6 @@ class CallOutcome:
     sent_bytes: int = 0  # streams: bytes written to the client
 
 
-def decode_request(route: Route, bindings: Bindings, query: list[tuple[str, str]], body: bytes, content_type: str | None) -> Message:
-    return route.request_codec.decode(bindings, query, body, content_type)
-
-
 def decode_ndjson_requests(
     route: Route, bindings: Bindings, query: list[tuple[str, str]], body: bytes
 ) -> list[Message]:
