@@ -1,23 +1,33 @@
 #!/usr/bin/env python3
 """The gateway beside direct gRPC, Envoy's transcoder and a hand-written FastAPI app.
 
-Run through `scripts/bench` (which installs wrk, h2load and Envoy when
-missing). Everything listens on 127.0.0.1. It starts the demo backend, Envoy
-(gRPC-JSON transcoder, static config), the gateway in several configurations
-and the FastAPI passthrough, then loads each with wrk (HTTP/1.1, closed loop)
-or h2load (direct gRPC; and fixed request rates for the latency runs).
+Run through `scripts/bench` (which installs wrk, h2load, Envoy and the Go
+toolchain when missing). Everything listens on 127.0.0.1. It starts a gRPC
+backend, Envoy (gRPC-JSON transcoder, static config), the gateway in several
+configurations and the FastAPI passthrough, then loads each with wrk
+(HTTP/1.1, closed loop) or h2load (direct gRPC; and fixed request rates for
+the latency runs).
+
+The backend (`--backend go`, the default) is scripts/bench_backend.go: it
+replays the Python demo backend's answers to the benchmark's requests, recorded
+from `python -m edgedemo.serve` at start, so a call costs the backend tens of
+microseconds rather than ~300 and the backend does not bound req/s. The
+batch-latency run needs the demo's per-item sleeps (x-demo-delay-ms), so it
+goes through a gateway in front of the Python demo backend. `--backend python`
+runs everything against the demo backend, as before.
 
 Rounds are interleaved (every scenario once per round, `--runs` rounds) so a
 noisy neighbour hits all scenarios alike; the table shows medians and the
 spread (min-max) over rounds. The gateway CPU per request comes from
 /proc/<pid>/stat (utime + stime) of the serving process over each run, so it
-does not depend on how fast the (Python) backend is.
+does not depend on how fast the backend is.
 """
 from __future__ import annotations
 
 import argparse
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -48,6 +58,20 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 REDIS_URL = os.environ.get("EDGE_BENCH_REDIS", "redis://127.0.0.1:6379/13")
 REDIS_PREFIX = "edgebench"
 RESULTS_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edge-bench"
+GO_BACKEND_SOURCE = ROOT / "scripts" / "bench_backend.go"
+GO_LIBRARIES = os.environ.get("EDGE_BENCH_GOPATH", "/usr/share/gocode")  # Debian's golang-google-grpc-dev
+LIST_BOOKS = "/edgedemo.library.v1.LibraryService/ListBooks"
+CREATE_BOOK = "/edgedemo.library.v1.LibraryService/CreateBook"
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"  # the gateway polls it (transcoding.health_interval)
+BACKEND_LABELS = {
+    "go": "go (scripts/bench_backend.go, replaying the demo backend's answers)",
+    "python": "python (python -m edgedemo.serve, the demo backend)",
+}
+BACKEND_NOTES = {
+    "go": "scripts/bench_backend.go replaying the Python demo backend's answers (tens of µs per call); "
+          "the batch-latency run uses a gateway in front of the Python demo backend",
+    "python": "the Python demo backend (grpc.aio, ~300 µs CPU per call): it bounds req/s; compare CPU µs per request",
+}
 
 GET_PATH = "/v1/shelves/scifi/books?pageSize=2&genre=SCIENCE_FICTION"
 POST_PATH = "/v1/shelves/poetry/books?requestId=bench-post"
@@ -185,6 +209,71 @@ def http(method: str, url: str, body: str | None = None, headers: dict[str, str]
         return err.code, err.read()
 
 
+# ----------------------------------------------------------------------------- backends
+
+def bench_grpc_requests() -> dict[str, bytes]:
+    """The benchmark's two gRPC requests, serialized: full method name -> request message."""
+    from google.protobuf import json_format
+
+    from edgedemo import library_pb2
+
+    list_books = library_pb2.ListBooksRequest(parent="shelves/scifi", page_size=2, genre=library_pb2.SCIENCE_FICTION)
+    create = library_pb2.CreateBookRequest(parent="shelves/poetry", request_id="bench-post")
+    json_format.Parse(POST_BODY, create.book)
+    return {LIST_BOOKS: list_books.SerializeToString(), CREATE_BOOK: create.SerializeToString()}
+
+
+def build_go_backend() -> Path:
+    """Compile scripts/bench_backend.go into the cache directory, once per version of the source.
+
+    GOPATH mode against Debian's golang-google-grpc-dev: no modules, no proxy. Raises RuntimeError.
+    """
+    go = shutil.which("go")
+    if go is None:
+        raise RuntimeError("`go` is not installed (scripts/bench installs golang-go and golang-google-grpc-dev)")
+    source = GO_BACKEND_SOURCE.read_bytes()
+    binary = RESULTS_DIR / f"bench-backend-{hashlib.sha256(source).hexdigest()[:16]}"
+    if binary.exists():
+        return binary
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    partial = binary.with_name(f"{binary.name}.{os.getpid()}.tmp")
+    with tempfile.TemporaryDirectory(prefix="edge-bench-go-") as gopath:
+        package = Path(gopath) / "src" / "edgebenchbackend"
+        package.mkdir(parents=True)
+        (package / "main.go").write_bytes(source)
+        env = dict(os.environ, GO111MODULE="off", GOFLAGS="", GOPATH=os.pathsep.join([gopath, GO_LIBRARIES]))
+        print("building the Go backend (scripts/bench_backend.go) ...", file=sys.stderr, flush=True)
+        try:
+            out = subprocess.run([go, "build", "-o", str(partial), "."], cwd=package, env=env, capture_output=True,
+                                 text=True, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise RuntimeError(f"go build: {exc}") from exc
+        if out.returncode != 0:
+            partial.unlink(missing_ok=True)
+            raise RuntimeError(f"go build failed:\n{(out.stdout + out.stderr).strip()[-2000:]}")
+    os.replace(partial, binary)
+    for old in RESULTS_DIR.glob("bench-backend-*"):  # builds of earlier versions of the source
+        if old != binary and not old.name.endswith(".tmp"):
+            old.unlink(missing_ok=True)
+    return binary
+
+
+def raw_unary(target: str, calls: dict[str, bytes]) -> dict[str, bytes]:
+    """Each method called once with the given serialized request; the serialized replies."""
+    import grpc
+
+    with grpc.insecure_channel(target) as channel:
+        return {method: channel.unary_unary(method)(request, timeout=10) for method, request in calls.items()}
+
+
+def record_replies(demo_target: str, path: Path) -> dict[str, bytes]:
+    """Ask the Python demo backend the benchmark's requests; write its answers for the Go backend to replay."""
+    replies = raw_unary(demo_target, {**bench_grpc_requests(), HEALTH_CHECK: b""})
+    path.write_text(json.dumps({m: base64.b64encode(body).decode("ascii") for m, body in replies.items()}, indent=1)
+                    + "\n")
+    return replies
+
+
 # ----------------------------------------------------------------------------- configs
 
 def gateway_config(work: Path, name: str, port: int, backend_port: int, *, tls: tuple[Path, Path] | None = None,
@@ -312,8 +401,7 @@ def run_wrk(work: Path, url: str, req: Request, duration: float, connections: in
     }
 
 
-def grpc_frame(message: Any) -> bytes:
-    payload = message.SerializeToString()
+def grpc_frame(payload: bytes) -> bytes:
     return b"\x00" + len(payload).to_bytes(4, "big") + payload
 
 
@@ -409,20 +497,14 @@ class Scenario:
 
 
 def build_scenarios(token: str, full: bool, baseline: bool = False) -> list[Scenario]:
-    from edgedemo import library_pb2
-
     auth = {"authorization": f"Bearer {token}"}
     get, post = Request("GET", GET_PATH), Request("POST", POST_PATH, POST_BODY)
     get_auth = Request("GET", GET_PATH, headers=auth)
     post_auth = Request("POST", POST_PATH, POST_BODY, headers=auth, idempotency=True)
-    list_books = grpc_frame(library_pb2.ListBooksRequest(parent="shelves/scifi", page_size=2, genre=library_pb2.SCIENCE_FICTION))
-    create = library_pb2.CreateBookRequest(parent="shelves/poetry", request_id="bench-post")
-    from google.protobuf import json_format
-
-    json_format.Parse(POST_BODY, create.book)
+    grpc_requests = bench_grpc_requests()
     scenarios = [
         Scenario("get.direct", "GET  direct gRPC (no gateway)", "backend", "grpc",
-                 grpc_path="/edgedemo.library.v1.LibraryService/ListBooks", grpc_data=list_books),
+                 grpc_path=LIST_BOOKS, grpc_data=grpc_frame(grpc_requests[LIST_BOOKS])),
         Scenario("get.envoy", "GET  Envoy gRPC-JSON transcoder", "envoy", "wrk", get),
         Scenario("get.off", "GET  gateway, offloads off", "gw-off", "wrk", get),
         Scenario("get.on", "GET  gateway, TLS+JWT+limits (memory)", "gw-on", "wrk", get_auth),
@@ -432,7 +514,7 @@ def build_scenarios(token: str, full: bool, baseline: bool = False) -> list[Scen
         Scenario("get.fastapi", "GET  FastAPI passthrough", "fastapi", "wrk", get),
         Scenario("get.floor", "GET  bare ASGI passthrough (no framework)", "floor", "wrk", get),
         Scenario("post.direct", "POST direct gRPC (no gateway)", "backend", "grpc",
-                 grpc_path="/edgedemo.library.v1.LibraryService/CreateBook", grpc_data=grpc_frame(create)),
+                 grpc_path=CREATE_BOOK, grpc_data=grpc_frame(grpc_requests[CREATE_BOOK])),
         Scenario("post.envoy", "POST Envoy gRPC-JSON transcoder", "envoy", "wrk", post),
         Scenario("post.off", "POST gateway, offloads off", "gw-off", "wrk", post),
         Scenario("post.on", "POST gateway, all on + Idempotency-Key (memory)", "gw-on", "wrk", post_auth),
@@ -541,10 +623,10 @@ def spread(s: dict[str, float], fmt: str) -> str:
     return text
 
 
-def print_table(results: dict[str, dict[str, Any]]) -> str:
+def print_table(results: dict[str, dict[str, Any]], backend: str) -> str:
     header = (f"{'scenario':50} {'req/s':>13} {'p50 ms':>7} {'p99 ms':>7} {'p99.9 ms':>8} {'CPU µs/req':>14}"
               f" {'Redis/req':>9}")
-    lines = [header, "-" * len(header)]
+    lines = [f"backend: {backend}", header, "-" * len(header)]
     for key, r in results.items():
         lines.append(
             f"{r['label']:50} {spread(r['rps'], '.0f'):>13} {r['p50_ms'].get('median', 0):>7.2f} "
@@ -600,6 +682,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-latency", action="store_true", help="skip the fixed-rate latency runs")
     parser.add_argument("--full", action="store_true", help="also the Redis hybrid mode and a 2-worker gateway (~5 min)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, configs)")
+    parser.add_argument("--backend", choices=("go", "python"), default="go", help=(
+        "gRPC backend behind every server: go (default) replays the Python demo backend's answers from "
+        "scripts/bench_backend.go, so the backend is not the bottleneck; python is the demo backend itself"))
     parser.add_argument("--baseline-src", type=Path, help=(
         "another checkout of edge (e.g. a `git worktree` of an older commit): also run its gateway, offloads off, "
         "as get.baseline/post.baseline, for before/after ratios from one run"))
@@ -612,6 +697,14 @@ def main(argv: list[str] | None = None) -> int:
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed (scripts/bench installs it)")
     envoy = shutil.which(args.envoy)
+    backend, backend_problem, go_binary = args.backend, None, None
+    if backend == "go":
+        try:
+            go_binary = build_go_backend()
+        except RuntimeError as exc:
+            backend, backend_problem = "python", str(exc)
+            print(f"warning: could not build the Go backend, so the Python demo backend serves every scenario: {exc}",
+                  file=sys.stderr)
 
     from edge.devcert import ensure_dev_certificate
     from edge.devtoken import ensure_dev_issuer, mint_dev_token
@@ -650,10 +743,28 @@ def main(argv: list[str] | None = None) -> int:
 
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "protos"), str(ROOT)]))
         servers: dict[str, Server] = {}
-        backend_port = free_port()
-        servers["backend"] = fleet.start(
-            "backend", [PY, "-m", "edgedemo.serve", "--port", str(backend_port)], f"http://127.0.0.1:{backend_port}",
-            lambda: tcp_open(backend_port), env=env)
+        # The batch-latency run needs the demo backend's per-item sleeps (x-demo-delay-ms), which the Go
+        # backend does not have: with --backend go it gets a gateway of its own in front of the demo backend.
+        batch_latency_wanted = "gw-off" in needed and (wanted is None or any(w.startswith("batch") for w in wanted))
+        demo_port = free_port()
+        demo_name = "backend" if backend == "python" else "demo"
+        servers[demo_name] = fleet.start(
+            demo_name, [PY, "-m", "edgedemo.serve", "--port", str(demo_port)], f"http://127.0.0.1:{demo_port}",
+            lambda: tcp_open(demo_port), env=env)
+        backend_port = demo_port
+        if backend == "go":
+            assert go_binary is not None
+            replies_file = work / "bench-backend-replies.json"
+            replies = record_replies(f"127.0.0.1:{demo_port}", replies_file)
+            backend_port = free_port()
+            servers["backend"] = fleet.start(
+                "backend", [str(go_binary), "-port", str(backend_port), "-replies", str(replies_file)],
+                f"http://127.0.0.1:{backend_port}", lambda: tcp_open(backend_port))
+            if raw_unary(f"127.0.0.1:{backend_port}", {**bench_grpc_requests(), HEALTH_CHECK: b""}) != replies:
+                raise SystemExit("the Go backend does not answer what the demo backend answered; see "
+                                 f"{servers['backend'].log}")
+            if batch_latency_wanted:
+                needed.add("gw-batch")
         if "envoy" in needed:
             port = free_port()
             config = write_envoy_config(work / "envoy.yaml", port, backend_port, DESCRIPTORS)
@@ -664,6 +775,7 @@ def main(argv: list[str] | None = None) -> int:
         gateways = {
             "gw-base": {},
             "gw-off": {},
+            "gw-batch": {},  # offloads off, in front of the demo backend: the batch-latency run with --backend go
             "gw-off-2w": {},
             "gw-on": {"tls": (cert, key), "jwks": jwks, "store": "memory"},
             "gw-redis": {"tls": (cert, key), "jwks": jwks, "store": "redis"},
@@ -673,7 +785,7 @@ def main(argv: list[str] | None = None) -> int:
             if name not in needed:
                 continue
             port = free_port()
-            config = gateway_config(work, name, port, backend_port, **options)
+            config = gateway_config(work, name, port, demo_port if name == "gw-batch" else backend_port, **options)
             scheme = "https" if options.get("tls") else "http"
             url = f"{scheme}://127.0.0.1:{port}"
             gw_env = env
@@ -705,8 +817,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"{s.key}: {s.request.method} {s.request.path} answered {status}: {body[:300]!r}")
         rss_start = {name: tree_rss_mib(srv.pid) for name, srv in servers.items()}
 
-        print(f"edge bench: {len(scenarios)} scenarios x {runs} rounds x {duration:g}s, {connections} connections; "
-              f"work dir {work}", flush=True)
+        print(f"edge bench: {len(scenarios)} scenarios x {runs} rounds x {duration:g}s, {connections} connections, "
+              f"backend {backend}; work dir {work}", flush=True)
         for s in scenarios:  # warm-up: connections, channels, plans, allocator (the check request does it for --quick)
             if s.kind == "wrk" and not args.quick:
                 run_wrk(work, servers[s.server].url, s.request, 1, connections)
@@ -759,18 +871,20 @@ def main(argv: list[str] | None = None) -> int:
                                    duration=0, clients=1, h1=True)
                 extra["latency_one_connection"][key] = {k: r[k] for k in ("p50_ms", "p99_ms", "p999_ms", "rps")}
                 print(f"  one connection {key:12} p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms", flush=True)
-        if "gw-off" in servers and (wanted is None or any(w.startswith("batch") for w in wanted)):
-            extra["batch_latency"] = batch_latency(servers["gw-off"].url, 5 if args.quick else 15, 50)
+        if batch_latency_wanted:
+            extra["batch_latency"] = batch_latency(servers.get("gw-batch", servers["gw-off"]).url,
+                                                   5 if args.quick else 15, 50)
+            extra["batch_latency"]["backend"] = "python"  # the demo backend sleeps on the items
             b = extra["batch_latency"]
             print(f"  batch of {BATCH_ITEMS} (item delays up to {b['delay_ms']} ms): {b['batch_ms']:.1f} ms, slowest item "
                   f"alone {b['slowest_ms']:.1f} ms ({b['batch_over_slowest']:.2f}x), {BATCH_ITEMS} sequential "
                   f"{b['sequential_ms']:.1f} ms", flush=True)
         extra["rss_mib"] = {name: {"start": rss_start[name], "end": tree_rss_mib(srv.pid)}
                            for name, srv in servers.items()}
-        extra["backend_cpu_note"] = "the demo backend is Python (grpc.aio): it bounds req/s; compare CPU µs per request"
+        extra["backend_cpu_note"] = BACKEND_NOTES[backend]
 
         print()
-        table = print_table(results)
+        table = print_table(results, BACKEND_LABELS[backend])
         rel = ratios(results)
         print()
         for name, value in rel.items():
@@ -789,7 +903,10 @@ def main(argv: list[str] | None = None) -> int:
         document = {
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()},
-            "settings": {"runs": runs, "duration_s": duration, "connections": connections, "quick": args.quick},
+            "settings": {"runs": runs, "duration_s": duration, "connections": connections, "quick": args.quick,
+                         "backend": backend},
+            "backend": {"kind": backend, "requested": args.backend, "label": BACKEND_LABELS[backend],
+                        **({"fallback_reason": backend_problem} if backend_problem else {})},
             "results": results, "ratios": rel, **extra, "table": table,
             "elapsed_s": round(time.monotonic() - started, 1),
         }
