@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from time import perf_counter
 from typing import Any
 from urllib.parse import quote
 
@@ -125,7 +126,7 @@ class GatewayApp:
             return await docs.respond(path, send, id_header)
         if self.batch is not None and path == self.batch.path:  # before any route: the batch runs its items through the pipeline
             return await self._batch(pipeline, observer, scope, receive, send, headers, request_id)
-        started = asyncio.get_running_loop().time()
+        started = perf_counter()
         call = Call(
             http_method=scope["method"],
             raw_path=_raw_path(scope),
@@ -161,7 +162,7 @@ class GatewayApp:
             else:  # a stream, already written
                 status, sent = record.http_status or 200, record.streamed_bytes
             observer.finish(call, record, http_status=status, bytes_out=sent,
-                            total_s=asyncio.get_running_loop().time() - started, path=path)
+                            total_s=perf_counter() - started, path=path)
 
     def _route_opted_out(self, grpc_method: str, route: str | None) -> bool:
         """The compression opt-out of a route, looked up once per route (it reads the config's globs)."""

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import logging
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any, AsyncIterator, Callable, Sequence
 
 from google.protobuf.message import Message
@@ -81,16 +82,15 @@ async def forward_unary(
     response_metadata: bool,
 ) -> CallOutcome:
     """Unary and client-streaming calls: one reply document (or the error)."""
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+    started = perf_counter()
     try:
         result = await route.invoker.unary(request, timeout=timeout, metadata=metadata)
     except CallError as exc:
         status, headers, body = call_error_parts(exc)
         if response_metadata:
             headers += metadata_headers(exc.initial_metadata) + metadata_headers(exc.trailing_metadata)
-        return CallOutcome(status, exc.code.value[0], body, headers, loop.time() - started)
-    elapsed = loop.time() - started
+        return CallOutcome(status, exc.code.value[0], body, headers, perf_counter() - started)
+    elapsed = perf_counter() - started
     body, content_type = route.response_codec.encode(result.response)
     headers = [(b"content-type", content_type.encode("latin-1"))]
     if response_metadata:
@@ -114,8 +114,7 @@ async def forward_stream(
 
     `compressor(headers)` may return a stream compressor (and set its
     Content-Encoding on `headers`); each line is then flushed compressed."""
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+    started = perf_counter()
     stream = route.invoker.stream(request, timeout=timeout, metadata=metadata)
     watcher = asyncio.create_task(_cancel_on_disconnect(receive, stream))
     sent = 0
@@ -126,7 +125,7 @@ async def forward_stream(
         except CallError as exc:
             status, headers, body = call_error_parts(exc)
             await send_response(send, status, headers + extra_headers, body)
-            return CallOutcome(status, exc.code.value[0], body, headers, loop.time() - started)
+            return CallOutcome(status, exc.code.value[0], body, headers, perf_counter() - started)
         # NDJSON, or for a stream of google.api.HttpBody the first chunk's own content type.
         content_type = route.response_codec.stream_content_type or getattr(first, "content_type", "") or "application/octet-stream"
         headers = [(b"content-type", content_type.encode("latin-1"))]
@@ -154,7 +153,7 @@ async def forward_stream(
         tail = packer.finish() if packer is not None else b""
         sent += len(tail)
         await send({"type": "http.response.body", "body": tail})
-        return CallOutcome(200, code, b"", headers, loop.time() - started, sent)
+        return CallOutcome(200, code, b"", headers, perf_counter() - started, sent)
     finally:
         watcher.cancel()
         stream.cancel()
