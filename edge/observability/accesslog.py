@@ -18,6 +18,7 @@ import atexit
 import os
 import queue
 import random
+import stat
 import sys
 import threading
 import time
@@ -36,6 +37,9 @@ IdempotencyOutcome = str  # "new" | "replayed" | "conflict" | "mismatch" | "none
 
 _GRPC_NAMES: dict[int, str] = {code.value[0]: code.name for code in grpc.StatusCode}
 _PIPE_BUF = 4096
+# A regular file opened O_APPEND takes each write whole, whoever else appends (other
+# workers), so it gets few large writes; a pipe keeps lines whole only up to PIPE_BUF.
+_FILE_CHUNK = 256 * 1024
 _COALESCE_S = 0.02  # the writer wakes at most ~50 times a second
 
 
@@ -169,6 +173,7 @@ class _LineWriter:
     def __init__(self, fd: int, owns_fd: bool, max_pending: int) -> None:
         self._fd = fd
         self._owns_fd = owns_fd
+        self._chunk = _FILE_CHUNK if stat.S_ISREG(os.fstat(fd).st_mode) else _PIPE_BUF
         self._max_pending = max_pending
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self.dropped = 0
@@ -211,8 +216,9 @@ class _LineWriter:
     def _write(self, lines: list[bytes]) -> None:
         chunk: list[bytes] = []
         size = 0
+        limit = self._chunk
         for line in lines:
-            if chunk and size + len(line) > _PIPE_BUF:
+            if chunk and size + len(line) > limit:
                 self._write_all(b"".join(chunk))
                 chunk, size = [], 0
             chunk.append(line)
