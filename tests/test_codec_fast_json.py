@@ -196,3 +196,35 @@ def test_a_plain_body_takes_the_fast_path():
     message = kinds_pb2.Kinds()
     RequestCodec(kinds_pb2.Kinds.DESCRIPTOR, "*", [])._fast.fill(message, value, 0)  # no _Fallback raised
     assert message == expected and message.inner.HasField("child")
+
+
+TIMESTAMP_TEXT = st.one_of(
+    st.builds(
+        lambda y, mo, d, h, mi, s, frac, zone: f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}{frac}{zone}",
+        st.integers(0, 10000), st.integers(0, 13), st.integers(0, 32), st.integers(0, 24), st.integers(0, 60),
+        st.integers(0, 61), st.sampled_from(["", ".", ".5", ".123456789", ".1234567891", ".000000001", ".50"]),
+        st.sampled_from(["Z", "z", "+01:00", "-00:30", "", "Z "]),
+    ),
+    st.sampled_from(["1970-01-01T00:00:00Z", "1970-1-01T00:00:00Z", "1970-01-01t00:00:00Z", " 1970-01-01T00:00:00Z",
+                     "1970-01-01T00:00:00.Z", "２０２４-01-01T00:00:00Z"]),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(TIMESTAMP_TEXT)
+def test_fast_timestamp_parse_agrees_with_json_format(text):
+    """The RFC 3339 fast path gives json_format's seconds and nanos, and its verdict on bad input."""
+    body = json.dumps({"ts": text}).encode()
+    fast = RequestCodec(kinds_pb2.Kinds.DESCRIPTOR, "*", [])
+    slow = RequestCodec(kinds_pb2.Kinds.DESCRIPTOR, "*", [])
+    slow._fast = _Never()
+    assert _outcome(fast, body) == _outcome(slow, body)
+
+
+def test_a_utc_timestamp_takes_the_fast_path():
+    from transcoding.codec import _utc_timestamp
+
+    assert _utc_timestamp("1969-12-31T23:59:59.000000001Z") == (-1, 1)
+    assert _utc_timestamp("9999-12-31T23:59:59.999999999Z") == (253402300799, 999999999)
+    assert _utc_timestamp("2024-02-30T00:00:00Z") is None  # json_format words the error
+    assert _utc_timestamp("2024-01-01T00:00:00+01:00") is None  # offsets go to json_format

@@ -35,6 +35,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from datetime import date
 from typing import Any, Iterable
 
 import orjson
@@ -584,6 +585,26 @@ _INT_RANGES = {
     FieldDescriptor.CPPTYPE_UINT64: (0, 2**64 - 1),
 }
 _FAST_DEPTH = 32
+_UTC_TIMESTAMP = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?Z\Z")
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def _utc_timestamp(text: str) -> tuple[int, int] | None:
+    """(seconds, nanos) of the common RFC 3339 form ("2024-05-01T12:00:00.5Z"); None for
+    anything else (offsets, odd digit counts, invalid dates), which json_format then
+    parses or rejects with its own message. Timestamp.FromJsonString costs ~6 µs (strptime)."""
+    m = _UTC_TIMESTAMP.match(text)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second, fraction = m.groups()
+    h, mi, sec = int(hour), int(minute), int(second)
+    if h > 23 or mi > 59 or sec > 59:
+        return None
+    try:
+        days = date(int(year), int(month), int(day)).toordinal() - _EPOCH_ORDINAL
+    except ValueError:
+        return None
+    return days * 86400 + h * 3600 + mi * 60 + sec, int(fraction.ljust(9, "0")) if fraction else 0
 
 
 class _DictDecoder:
@@ -675,6 +696,20 @@ class _DictDecoder:
         cpp = field.cpp_type
         if cpp == FieldDescriptor.CPPTYPE_MESSAGE:
             full_name = field.message_type.full_name
+            if full_name == "google.protobuf.Timestamp":
+                def timestamp(sub: Message, item: Any, depth: int) -> None:
+                    if type(item) is not str:
+                        raise _Fallback(full_name)
+                    parsed = _utc_timestamp(item)
+                    if parsed is not None:
+                        sub.seconds, sub.nanos = parsed
+                        return
+                    try:
+                        sub.FromJsonString(item)
+                    except Exception:
+                        raise _Fallback(full_name) from None
+
+                return timestamp
             if full_name in _WKT_STRING_FORMS:
                 def wkt(sub: Message, item: Any, depth: int) -> None:
                     if type(item) is not str:
