@@ -6,14 +6,14 @@ dependency machinery: on this path every microsecond is paid per request.
 """
 from __future__ import annotations
 
-import itertools
 import re
-import uuid
 from typing import Any, Awaitable, Callable, Iterable
 
 import orjson
 
 from transcoding import errors
+
+from .unique import unique_hex
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -37,14 +37,8 @@ def request_id_from(headers: dict[str, str]) -> str:
     return new_request_id()
 
 
-# 32 hex digits, unique (not secret): a random per-process prefix and a counter,
-# ~10x cheaper than uuid4() on the hot path.
-_ID_PREFIX = uuid.uuid4().hex[:16]
-_ID_COUNTER = itertools.count(1)
-
-
 def new_request_id() -> str:
-    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFFFFFF:016x}"
+    return unique_hex()
 
 
 def header_dict(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:

@@ -11,11 +11,11 @@ second execution.
 """
 from __future__ import annotations
 
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from ..unique import unique_hex
 from . import algorithms
 from .errors import StoreUnavailable
 from .store import LimitCheck, LimitResult, Reservation, ReservationState, StoreStats
@@ -111,7 +111,7 @@ class MemoryStore:
             if len(self._idem) >= self.max_idempotency_keys:
                 self.stats.errors += 1
                 raise StoreUnavailable(f"in-memory idempotency table is full ({self.max_idempotency_keys} live keys)")
-        token = secrets.token_hex(8)
+        token = unique_hex()
         self._idem[key] = _Idem(t + lock_ttl, "f", fingerprint, token)
         return Reservation(ReservationState.NEW, token=token)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from importlib import resources
 from typing import Any, Sequence
 
@@ -23,6 +22,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 
+from ..unique import unique_hex
 from . import algorithms
 from .breaker import CircuitBreaker
 from .config import RedisConfig
@@ -123,7 +123,7 @@ class RedisStore:
                 for i in range(2, 2 + 4 * len(checks), 4)]
 
     async def reserve(self, key: str, fingerprint: str, lock_ttl: float) -> Reservation:
-        token = secrets.token_hex(8)
+        token = unique_hex()
         out = await self._call("reserve", self._scripts["idem_reserve"], keys=[idempotency_key(self.prefix, key)],
                                args=[fingerprint, token, _ms(lock_ttl)])
         state = out[0].decode()
