@@ -197,3 +197,67 @@ def test_timestamps_are_rfc3339_utc_milliseconds() -> None:
     assert utc_timestamp(1714564800.123) == "2024-05-01T12:00:00.123Z"
     assert utc_timestamp(1714564800.9999) == "2024-05-01T12:00:00.999Z"
     assert utc_timestamp(1714564801.0) == "2024-05-01T12:00:01.000Z"
+
+
+def _ids(path: Path) -> list[str]:
+    return [orjson.loads(line)["request_id"] for line in path.read_bytes().splitlines()]
+
+
+def test_a_file_gets_the_lines_in_batches_from_the_event_loop(tmp_path: Path) -> None:
+    """Buffered while the loop runs, written whole and in order within the flush interval."""
+    import asyncio
+
+    target = tmp_path / "access.log"
+    logger = AccessLogger(AccessLogConfig(destination=str(target)))
+
+    async def serve() -> tuple[list[str], list[str]]:
+        for i in range(200):  # ~100 KiB: under the buffer size
+            logger.log(entry(request_id=f"r{i}"))
+        before = _ids(target)
+        await asyncio.sleep(0.2)
+        return before, _ids(target)
+
+    before, after = asyncio.run(serve())
+    assert before == []  # nothing written while the loop was busy: one batch later
+    assert after == [f"r{i}" for i in range(200)]
+    logger.close()
+
+
+def test_lines_left_by_a_closed_loop_are_written_by_the_next_one_and_at_close(tmp_path: Path) -> None:
+    import asyncio
+
+    target = tmp_path / "access.log"
+    logger = AccessLogger(AccessLogConfig(destination=str(target)))
+
+    async def log(i: int) -> None:
+        logger.log(entry(request_id=f"r{i}"))
+
+    asyncio.run(log(0))  # the loop ends before its flush timer fires
+    asyncio.run(log(1))  # a new loop must schedule its own flush, not wait on the dead one's
+
+    async def log_and_wait() -> None:
+        logger.log(entry(request_id="r2"))
+        await asyncio.sleep(0.2)
+
+    asyncio.run(log_and_wait())
+    assert _ids(target) == ["r0", "r1", "r2"]
+    asyncio.run(log(3))
+    logger.close()
+    assert _ids(target) == ["r0", "r1", "r2", "r3"]
+
+
+def test_a_burst_over_the_buffer_size_is_written_at_once(tmp_path: Path) -> None:
+    import asyncio
+
+    target = tmp_path / "access.log"
+    logger = AccessLogger(AccessLogConfig(destination=str(target)))
+
+    async def burst() -> int:
+        for i in range(3000):  # ~1 MiB of lines: several 256 KiB writes, no wait for the timer
+            logger.log(entry(request_id=f"r{i}"))
+        return len(_ids(target))
+
+    written = asyncio.run(burst())
+    assert 2000 < written < 3000
+    logger.close()
+    assert _ids(target) == [f"r{i}" for i in range(3000)]

@@ -14,6 +14,7 @@ Credentials (`authorization`, `cookie`, `x-api-key`, ...) are always redacted.
 """
 from __future__ import annotations
 
+import asyncio
 import atexit
 import os
 import queue
@@ -167,13 +168,76 @@ class Redactor:
         return value
 
 
+class _FileWriter:
+    """Regular files: the event loop thread buffers lines and writes them itself,
+    every 20 ms or every 256 KiB, as nginx's `access_log ... buffer= flush=` does.
+
+    A page-cache write of a few KiB costs less than handing lines to a thread: the
+    writer thread's GIL hand-offs cost the loop ~16 µs per request (per-thread CPU,
+    in-process, 16 concurrent GETs). Outside a running loop a line is written at once.
+    """
+
+    def __init__(self, fd: int, owns_fd: bool) -> None:
+        self._fd = fd
+        self._owns_fd = owns_fd
+        self._lines: list[bytes] = []
+        self._size = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
+        self.dropped = 0
+        self._closed = False
+
+    def put(self, line: bytes) -> None:
+        if self._closed:
+            self.dropped += 1
+            return
+        self._lines.append(line)
+        self._size += len(line)
+        if self._size >= _FILE_CHUNK:
+            self.flush()
+        elif self._timer is None or self._timer_loop.is_closed():  # type: ignore[union-attr]
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._timer_loop = loop
+            self._timer = loop.call_later(_COALESCE_S, self.flush)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._lines:
+            return
+        lines, self._lines, self._size = self._lines, [], 0
+        try:
+            _write_all(self._fd, b"".join(lines))
+        except OSError:
+            self.dropped += len(lines)  # a full disk must not take the gateway down
+
+    def close(self, timeout: float = 5.0) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.flush()
+        if self._owns_fd:
+            os.close(self._fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 class _LineWriter:
-    """A daemon thread writing queued lines to a file descriptor."""
+    """Pipes, terminals and sockets (stdout to a collector): a daemon thread writes
+    queued lines, so a slow reader never blocks the event loop."""
 
     def __init__(self, fd: int, owns_fd: bool, max_pending: int) -> None:
         self._fd = fd
         self._owns_fd = owns_fd
-        self._chunk = _FILE_CHUNK if stat.S_ISREG(os.fstat(fd).st_mode) else _PIPE_BUF
         self._max_pending = max_pending
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self.dropped = 0
@@ -216,9 +280,8 @@ class _LineWriter:
     def _write(self, lines: list[bytes]) -> None:
         chunk: list[bytes] = []
         size = 0
-        limit = self._chunk
         for line in lines:
-            if chunk and size + len(line) > limit:
+            if chunk and size + len(line) > _PIPE_BUF:
                 self._write_all(b"".join(chunk))
                 chunk, size = [], 0
             chunk.append(line)
@@ -227,21 +290,19 @@ class _LineWriter:
             self._write_all(b"".join(chunk))
 
     def _write_all(self, data: bytes) -> None:
-        view = memoryview(data)
         try:
-            while view:
-                view = view[os.write(self._fd, view):]
+            _write_all(self._fd, data)
         except OSError:
             self.dropped += 1  # a closed stdout must not kill the writer
 
 
 class AccessLogger:
-    """`log(entry)` costs a few microseconds on the event loop; the writing happens elsewhere."""
+    """`log(entry)` costs a few microseconds on the event loop; lines reach the sink in batches."""
 
     def __init__(self, config: AccessLogConfig) -> None:
         self.config = config
         self._redactor = Redactor(config.redact)
-        self._writer: _LineWriter | None = None
+        self._writer: _FileWriter | _LineWriter | None = None
         if config.enabled:
             if config.destination == "stdout":
                 fd, owns = sys.stdout.fileno(), False
@@ -249,7 +310,10 @@ class AccessLogger:
                 fd, owns = sys.stderr.fileno(), False
             else:
                 fd, owns = os.open(config.destination, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640), True
-            self._writer = _LineWriter(fd, owns, config.max_pending)
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                self._writer = _FileWriter(fd, owns)
+            else:
+                self._writer = _LineWriter(fd, owns, config.max_pending)
             atexit.register(self.close)
 
     @property
