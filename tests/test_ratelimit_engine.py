@@ -231,7 +231,10 @@ def test_disabled_limits_admit_everything(state_store):
 def test_redis_limits_are_shared_between_limiters(redis_target, redis_prefix):
     """Two limiters (as in two gateways) on one Redis see one counter, on server time."""
     async def body():
-        stores = [RedisStore(RedisConfig(url=redis_target.url, key_prefix=redis_prefix)) for _ in range(2)]
+        # A generous timeout: 30 concurrent first calls open 30 connections, and on a loaded
+        # machine one can pass the 100 ms default; the store would then degrade to local counters.
+        stores = [RedisStore(RedisConfig(url=redis_target.url, key_prefix=redis_prefix, timeout=2.0))
+                  for _ in range(2)]
         config = RateLimitConfig(policies=[RateLimitPolicy(name="shared", limit=10, window="1h")])
         limiters = [RateLimiter(config, s) for s in stores]  # no clock: Redis server time
         try:
