@@ -75,7 +75,8 @@ class AccessLogConfig(BaseModel):
     )
     sample: float = Field(1.0, ge=0.0, le=1.0, description="fraction of successful requests logged; errors always are")
     destination: str = Field("stdout", description="'stdout', 'stderr' or a file path (appended to)")
-    max_pending: int = Field(10000, gt=0, description="lines queued for the writer before new ones are dropped")
+    max_pending: int = Field(
+        10000, gt=0, description="lines queued for the writer thread (stdout, pipes) before new ones are dropped")
 
     @field_validator("include_headers")
     @classmethod
