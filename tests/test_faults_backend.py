@@ -27,6 +27,7 @@ from edgedemo.library_server import LibraryServicer
 from edgedemo.serve import LIBRARY_SERVICE
 from tests.support.backends import DEMO_DESCRIPTOR_SET, LoopThread
 from tests.support.gateway import gateway_config, running_gateway
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DELAY = "x-demo-delay-ms"
@@ -81,14 +82,6 @@ def _gateway(target: str, **backend):
                           access_log={"enabled": False})
 
 
-def _wait_for(predicate, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
 
 def _in_thread(fn):
     box: dict[str, object] = {}
@@ -131,7 +124,7 @@ def test_backend_killed_mid_request_then_restarted_on_the_same_port(backend_proc
 
         # Same port, new process: the same channel reconnects; no gateway restart.
         backend_process.start()
-        assert _wait_for(lambda: c.get("/v1/shelves/scifi").status_code == 200, timeout=20)
+        assert wait_for(lambda: c.get("/v1/shelves/scifi").status_code == 200, timeout=20, interval=0.1)
 
 
 def test_backend_killed_mid_stream_ends_the_stream_with_an_error_line(backend_process):
@@ -176,7 +169,7 @@ def test_hung_backend_process_is_a_504_at_the_deadline(backend_process):
             assert c.get("/healthz").status_code == 200
         finally:
             backend_process.resume()
-        assert _wait_for(lambda: c.get("/v1/shelves/scifi").status_code == 200)
+        assert wait_for(lambda: c.get("/v1/shelves/scifi").status_code == 200, timeout=20, interval=0.1)
 
 
 def test_slow_call_is_cancelled_at_the_deadline(demo_backend):

@@ -17,17 +17,10 @@ import pytest
 from edge.devcert import ensure_dev_certificate, generate_certificate, write_atomically
 from tests.support.auth import bearer, issuer_config, mint
 from tests.support.gateway import gateway_config, running_gateway
+from tests.support.waiting import wait_for
 
 LIB = "edgedemo.library.v1.LibraryService"
 
-
-def _wait_for(predicate, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 # ---- Redis killed and restarted ------------------------------------------------------------
@@ -74,7 +67,7 @@ def test_redis_killed_and_restarted(redis_gateway, demo_backend):
     assert client.get("/healthz").status_code == 200
 
     redis.start()  # an empty Redis on the same port: no scripts loaded, no counters
-    assert _wait_for(lambda: client.post("/v1/shelves", json={"theme": "t"}).status_code == 200)
+    assert wait_for(lambda: client.post("/v1/shelves", json={"theme": "t"}).status_code == 200)
     again = client.get("/v1/shelves/scifi")
     assert again.status_code == 200 and again.headers["ratelimit"].startswith('"reads";r=')
     retry = client.post("/v1/shelves/scifi/books", json={"title": "After"}, headers={"idempotency-key": uuid.uuid4().hex})
@@ -95,7 +88,7 @@ def test_hung_redis_costs_at_most_a_timeout(redis_gateway):
         assert elapsed < 5  # the breaker opens after one timeout instead of every call waiting
     finally:
         redis.resume()
-    assert _wait_for(lambda: client.post("/v1/shelves", json={"theme": "t"}).status_code == 200)
+    assert wait_for(lambda: client.post("/v1/shelves", json={"theme": "t"}).status_code == 200)
 
 
 # ---- the JWKS endpoint down ----------------------------------------------------------------
@@ -129,7 +122,7 @@ def test_jwks_down_cached_keys_serve(jwks_gateway, idp, auth_keys):
     # The IdP is back, now publishing the rotated key: it is picked up.
     idp.publish(auth_keys.public_jwks(auth_keys.rsa, auth_keys.rsa_next, auth_keys.ec))
     idp.up = True
-    assert _wait_for(lambda: client.get("/v1/shelves/scifi",
+    assert wait_for(lambda: client.get("/v1/shelves/scifi",
                                         headers=bearer(mint(auth_keys.rsa_next, jti=str(time.monotonic())))).status_code == 200)
 
 
@@ -175,7 +168,7 @@ def test_certificate_files_replaced_with_garbage_keep_the_old_certificate(tls_ga
     else:
         cert.unlink()
         key.unlink()
-    assert _wait_for(lambda: gw.server.tls.last_error is not None, timeout=5)  # the watcher saw and refused it
+    assert wait_for(lambda: gw.server.tls.last_error is not None, timeout=5)  # the watcher saw and refused it
     async def sighup() -> None:
         gw.server.reload()
 
@@ -189,4 +182,4 @@ def test_certificate_files_replaced_with_garbage_keep_the_old_certificate(tls_ga
     fresh = generate_certificate("localhost", hosts=["localhost", "127.0.0.1"])
     write_atomically(key, fresh.key_pem(), mode=0o600)
     write_atomically(cert, fresh.cert_pem)
-    assert _wait_for(lambda: _served_fingerprint(port) == fresh.fingerprint, timeout=5)
+    assert wait_for(lambda: _served_fingerprint(port) == fresh.fingerprint, timeout=5)

@@ -12,6 +12,7 @@ from edge.idempotency import (BeginState, IdempotencyConfig, IdempotencyEngine, 
                               fingerprint)
 from edge.state.config import BreakerConfig, RedisConfig
 from edge.state.redis_store import RedisStore
+from tests.support.redis import run_closing as run
 
 ROUTE = "/v1/orders"  # the route template; the HTTP method is passed on its own
 BODY = b'{"item": "book", "qty": 2}'
@@ -21,15 +22,6 @@ CREATED = StoredResponse(201, [("content-type", "application/json"), ("x-interna
 
 def engine(store, **config) -> IdempotencyEngine:
     return IdempotencyEngine(IdempotencyConfig(**config), store)
-
-
-def run(store, body):
-    async def main():
-        try:
-            return await body()
-        finally:
-            await store.close()
-    return asyncio.run(main())
 
 
 def begin(eng, key, *, principal="alice", body=BODY, route=ROUTE, method="POST", query="a=1", headers=None,

@@ -10,6 +10,7 @@ from edge.ratelimit import (RateLimitConfig, RateLimitContext, RateLimited, Rate
                             rate_limit_headers)
 from edge.state.config import RedisConfig
 from edge.state.redis_store import RedisStore
+from tests.support.redis import run_closing as run
 
 NOW = 1_800_000_000.0
 
@@ -21,15 +22,6 @@ BOB = RateLimitContext("bob", {"plan": "premium"}, "203.0.113.8", "/v1/shelves/{
 
 def limiter(store, *policies, **config) -> RateLimiter:
     return RateLimiter(RateLimitConfig(policies=list(policies), **config), store, clock=lambda: NOW)
-
-
-def run(store, body):
-    async def main():
-        try:
-            return await body()
-        finally:
-            await store.close()
-    return asyncio.run(main())
 
 
 @pytest.mark.parametrize("algorithm", ["gcra", "sliding_window"])

@@ -16,6 +16,7 @@ from edgedemo.serve import LIBRARY_SERVICE, USER_SERVICE
 from edgedemo.users_server import UsersServicer
 from tests.support.backends import LoopThread
 from tests.support.gateway import gateway_config, running_gateway
+from tests.support.waiting import wait_for
 
 
 async def _start(port: int, services: list[str]) -> grpc.aio.Server:
@@ -30,14 +31,6 @@ async def _start(port: int, services: list[str]) -> grpc.aio.Server:
     await server.start()
     return server
 
-
-def _wait_until(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_reload_adds_new_method_while_requests_run(unused_port):
@@ -100,7 +93,7 @@ def test_backend_down_at_start_up_joins_later(unused_port):
             server = loop.run(_start(unused_port, [USER_SERVICE]))
             try:
                 # retry_interval is 0.2 s in tests, doubling per failure.
-                assert _wait_until(lambda: c.get("/readyz").status_code == 200, timeout=15)
+                assert wait_for(lambda: c.get("/readyz").status_code == 200, timeout=15)
                 assert c.get("/v1/users/ada").status_code == 200
             finally:
                 loop.run(server.stop(grace=None))
@@ -121,7 +114,7 @@ def test_failed_reload_keeps_last_good_routes(unused_port):
             # Routes are still there: the call itself now fails as unavailable, not 404.
             assert c.get("/v1/users/ada").status_code == 503
             server = loop.run(_start(unused_port, [USER_SERVICE]))
-            assert _wait_until(lambda: c.get("/v1/users/ada").status_code == 200, timeout=15)
+            assert wait_for(lambda: c.get("/v1/users/ada").status_code == 200, timeout=15)
         loop.run(server.stop(grace=None))
     finally:
         loop.close()

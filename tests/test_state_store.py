@@ -11,17 +11,13 @@ from edge.state.config import RedisConfig
 from edge.state.memory import MemoryStore
 from edge.state.redis_store import RedisStore
 from edge.state.store import LimitCheck, ReservationState, StateStore
+from tests.support.redis import run_closing
 
 NOW = 1_800_000_000.0  # a fixed instant: boundaries do not depend on how fast the test runs
 
 
 def run(store: StateStore, body):
-    async def main():
-        try:
-            return await body(store)
-        finally:
-            await store.close()
-    return asyncio.run(main())
+    return run_closing(store, lambda: body(store))
 
 
 @pytest.mark.parametrize("algorithm", ["gcra", "sliding_window"])

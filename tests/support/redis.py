@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -21,7 +22,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Awaitable, Callable, Iterator
 
 import pytest
 import redis
@@ -236,6 +237,16 @@ def redis_cluster(tmp_path: Path) -> Iterator[list[RedisServer]]:
     finally:
         for node in nodes:
             node.kill()
+
+
+def run_closing(store: Any, body: Callable[[], Awaitable[Any]]) -> Any:
+    """asyncio.run(body()), then close the store on that same loop (its connections live there)."""
+    async def main() -> Any:
+        try:
+            return await body()
+        finally:
+            await store.close()
+    return asyncio.run(main())
 
 
 @pytest.fixture(params=["memory", "redis"])
