@@ -7,7 +7,6 @@ that carries the request id (details only in the log).
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from time import perf_counter
 from typing import Any
@@ -177,8 +176,7 @@ class GatewayApp:
     async def _batch(self, pipeline: Pipeline, observer: RequestObserver, scope: Scope, receive: Receive, send: Send,
                      headers: dict[str, str], request_id: str) -> None:
         """One access-log line for the batch and one per item, all sharing the batch's request id."""
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = perf_counter()
         assert self.batch is not None
         with observer.metrics.inflight():
             result = await self.batch.handle(pipeline, scope, receive, send, headers, request_id,
@@ -191,7 +189,7 @@ class GatewayApp:
             observer.finish(item.call, item.record, http_status=status, bytes_out=sent, total_s=item.seconds,
                             path=item.call.raw_path, batch_id=request_id)
         observer.finish(result.call, result.record, http_status=result.record.http_status or 0,
-                        bytes_out=result.bytes_out, total_s=loop.time() - started, path=scope["path"])
+                        bytes_out=result.bytes_out, total_s=perf_counter() - started, path=scope["path"])
 
     async def _ready(self, send: Send, id_header: tuple[bytes, bytes]) -> None:
         if self.readiness is None:  # not started yet

@@ -32,6 +32,7 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -121,7 +122,7 @@ class ItemResult:
     record: CallRecord
     reply: Reply | None = None
     value: Any = _ABSENT  # the body as a JSON value, for references and the answer
-    started: float | None = None  # loop time when its dependencies were done
+    started: float | None = None  # perf_counter() when its dependencies were done
     seconds: float = 0.0  # from then to its answer
 
     @property
@@ -289,7 +290,7 @@ class BatchEndpoint:
                 exc = BatchDeadlineExceeded(f"the batch deadline of {timeout:g}s passed before item {item.id!r} finished")
                 late.reply = pipeline.error_reply(exc, late.call, late.record)
                 late.value = _json_value(late.reply)
-                late.seconds = loop.time() - late.started if late.started is not None else 0.0
+                late.seconds = perf_counter() - late.started if late.started is not None else 0.0
             elif task.exception() is not None:  # _run_item answers every Exception; this is a bug
                 raise task.exception()  # type: ignore[misc]
         return True
@@ -307,8 +308,7 @@ class BatchEndpoint:
             await done[dep].wait()
         mine = results[item.id]
         call = mine.call
-        loop = asyncio.get_running_loop()
-        mine.started = loop.time()
+        mine.started = perf_counter()
         try:
             failed = [d for d in item.depends_on if not results[d].succeeded]
             if failed:
@@ -329,7 +329,7 @@ class BatchEndpoint:
             reply = pipeline.error_reply(exc, call, mine.record)
         if item.method == "HEAD":
             reply.body = b""  # as alone: a HEAD answer has no body
-        mine.reply, mine.value, mine.seconds = reply, _json_value(reply), loop.time() - mine.started
+        mine.reply, mine.value, mine.seconds = reply, _json_value(reply), perf_counter() - mine.started
         done[item.id].set()
 
     def _backend_slot(self, backend: str) -> asyncio.Semaphore:
