@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -40,6 +39,8 @@ import uvicorn
 from uvicorn.config import HTTP_PROTOCOLS
 from uvicorn.importer import import_from_string
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .http import new_request_id
 
 __all__ = ["ConnectionLimits", "guarded_protocol", "limit_connections"]
 
@@ -68,7 +69,7 @@ def limit_connections(config: uvicorn.Config, limits: ConnectionLimits) -> None:
 
 def _error(status: int, message: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
     body = orjson.dumps({"code": _CODES[status], "message": message, "details": []})
-    headers = [(b"content-type", b"application/json"), (b"x-request-id", uuid.uuid4().hex.encode()), _CLOSE,
+    headers = [(b"content-type", b"application/json"), (b"x-request-id", new_request_id().encode()), _CLOSE,
                (b"content-length", str(len(body)).encode())]
     return headers, body
 
