@@ -20,7 +20,8 @@ Rounds are interleaved (every scenario once per round, `--runs` rounds) so a
 noisy neighbour hits all scenarios alike; the table shows medians and the
 spread (min-max) over rounds. The gateway CPU per request comes from
 /proc/<pid>/stat (utime + stime) of the serving process over each run, so it
-does not depend on how fast the backend is.
+counts that server's own work, not the backend's. It still varies with load
+(a busier server pays fewer wake-ups per request), so compare rows of one run.
 """
 from __future__ import annotations
 
