@@ -143,7 +143,8 @@ def test_emit_unpopulated_still_goes_through_json_format():
 
 import json
 
-from transcoding.codec import RequestCodec, _Fallback
+from transcoding.codec import RequestCodec
+from transcoding.fastjson import Fallback as _Fallback
 from transcoding.errors import BadRequest
 
 
@@ -222,7 +223,7 @@ def test_fast_timestamp_parse_agrees_with_json_format(text):
 
 
 def test_a_utc_timestamp_takes_the_fast_path():
-    from transcoding.codec import _utc_timestamp
+    from transcoding.fastjson import utc_timestamp as _utc_timestamp
 
     assert _utc_timestamp("1969-12-31T23:59:59.000000001Z") == (-1, 1)
     assert _utc_timestamp("9999-12-31T23:59:59.999999999Z") == (253402300799, 999999999)
