@@ -53,8 +53,6 @@ class ApiDocs:
     def __init__(self, config: GatewayConfig, registry: BackendRegistry, policies: "PolicyResolver | None") -> None:
         self.registry = registry
         self.cache = OpenApiCache(
-            use_proto_names=config.transcoding.use_proto_names,
-            emit_unpopulated=config.transcoding.emit_unpopulated,
             security=security_info(config, policies),
             expand_path_patterns=True,
         )

@@ -22,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from transcoding.descriptors import DescriptorLoadError, LoadedDescriptors, load_from_file, load_from_reflection
 from transcoding.invoker import make_channel
 from transcoding.matcher import PathMatcher
-from transcoding.routes import BackendSource, CodecOptions, RouteProblem, RouteTable
+from transcoding.routes import BackendSource, RouteProblem, RouteTable
 
 from .config import Backend, GatewayConfig
 from .observability.metrics import get_metrics
@@ -98,10 +98,9 @@ def _fingerprint(descriptors: LoadedDescriptors) -> str:
 class BackendRegistry:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
-        self.codec_options = CodecOptions(
-            emit_unpopulated=config.transcoding.emit_unpopulated,
-            use_proto_names=config.transcoding.use_proto_names,
-        )
+        # transcoding/options.py's table as the config sets it, gateway-wide and per backend: built once.
+        self.options = config.transcoding_options()
+        self.backend_options = {b.name: config.transcoding_options(b.name) for b in config.backends}
         self.backends: dict[str, BackendState] = {}
         self.table: RouteTable = RouteTable(PathMatcher())
         self.problems: list[RouteProblem] = []
@@ -193,11 +192,11 @@ class BackendRegistry:
 
     def _rebuild(self) -> None:
         sources = [
-            BackendSource(s.config.name, s.descriptors, s.channel)
+            BackendSource(s.config.name, s.descriptors, s.channel, self.backend_options[s.config.name])
             for s in self.backends.values()
             if s.descriptors is not None
         ]
-        table, problems = RouteTable.build(sources, self.codec_options)
+        table, problems = RouteTable.build(sources, self.options)
         for p in problems:
             log.warning("route problem: %s", p)
         for listener in self.on_rebuild:

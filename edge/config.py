@@ -7,11 +7,14 @@ Unknown keys are errors: a typo must not silently disable a policy.
 """
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+
+from transcoding.options import DEFAULT_PROFILE, PROFILES, TranscodingOptions, option_fields, profile
 
 from .auth.config import AuthConfig
 from .batch_config import BatchConfig
@@ -53,6 +56,9 @@ class Backend(Section):
     timeout: Duration = Field(10.0, gt=0, description="default deadline for calls")
     max_timeout: Duration = Field(60.0, gt=0, description="upper bound for client-requested deadlines")
     required: bool = Field(True, description="readiness waits for this backend's descriptors")
+    transcoding: BackendTranscoding | None = Field(  # type: ignore[valid-type]
+        None, description="this backend's profile and options, over the top-level transcoding section"
+    )
 
     @model_validator(mode="after")
     def _timeouts(self) -> "Backend":
@@ -101,22 +107,51 @@ class Admin(Section):
     port: int = Field(9901, ge=0, le=65535)
 
 
-class Transcoding(Section):
-    emit_unpopulated: bool = False
-    use_proto_names: bool = False
+def _option_overrides(*, per_backend_only: bool) -> dict[str, Any]:
+    """Config keys for the fields of transcoding/options.py's table, each optional:
+    unset keeps the profile's value. Built from the table so the two never drift."""
+    hints = typing.get_type_hints(TranscodingOptions)
+    keys: dict[str, Any] = {}
+    for f in option_fields():
+        if per_backend_only and not f.metadata["per_backend"]:
+            continue
+        keys[f.name] = (hints[f.name] | None, Field(None, description=f.metadata["doc"]))
+    return keys
+
+
+class _ProfileChoice(Section):
+    profile: str | None = Field(None, description=f"one of {', '.join(PROFILES)}; the defaults every option starts from")
+
+    @field_validator("profile")
+    @classmethod
+    def _known(cls, value: str | None) -> str | None:
+        if value is not None and value not in PROFILES:
+            raise ValueError(f"unknown profile {value!r}; known: {', '.join(PROFILES)}")
+        return value
+
+    def overrides(self) -> dict[str, Any]:
+        """The option keys this section sets (profile excluded)."""
+        return {k: v for k, v in self.model_dump(exclude={"profile"}).items() if v is not None and k in _OPTION_NAMES}
+
+
+_OPTION_NAMES = frozenset(f.name for f in option_fields())
+
+BackendTranscoding = create_model(
+    "BackendTranscoding", __base__=_ProfileChoice, __doc__="A backend's own transcoding profile and options.",
+    **_option_overrides(per_backend_only=True),
+)
+_TranscodingOptionKeys = create_model(
+    "_TranscodingOptionKeys", __base__=_ProfileChoice, **_option_overrides(per_backend_only=False)
+)
+
+
+class Transcoding(_TranscodingOptionKeys):  # type: ignore[misc,valid-type]
+    """`profile` plus overrides of transcoding/options.py's table, and the service's own limits."""
+
     max_body_bytes: ByteSize = Field(4 * 1024 * 1024, gt=0)
-    # traceparent/tracestate are always passed on, validated (edge.observability.tracing);
-    # x-request-id always, as the gateway's own request id.
-    forward_headers: list[str] = Field(default_factory=list, description="more request headers to pass as metadata")
-    response_metadata: bool = Field(False, description="return backend metadata as Grpc-Metadata-<key> headers")
     reload_interval: Duration = Field(60.0, ge=0, description="re-read descriptors this often; 0 disables")
     retry_interval: Duration = Field(2.0, gt=0, description="first retry delay for a backend that failed to load")
     health_interval: Duration = Field(5.0, gt=0, description="how often backends' grpc.health.v1 status is polled")
-
-    @field_validator("forward_headers")
-    @classmethod
-    def _lower(cls, value: list[str]) -> list[str]:
-        return [v.lower() for v in value]
 
 
 class Lifecycle(Section):
@@ -154,6 +189,19 @@ class GatewayConfig(Section):
     tracing: TracingConfig = Field(default_factory=TracingConfig)
     compression: CompressionConfig = Field(default_factory=CompressionConfig)
     overload: Overload = Field(default_factory=Overload)
+
+    def transcoding_options(self, backend: str | None = None) -> TranscodingOptions:
+        """The options in force: the top-level profile and overrides, then, for a
+        backend, its own profile (if any) under the same top-level overrides and its
+        own overrides on top. Built once per table, never per request."""
+        top = self.transcoding
+        name, overrides = top.profile or DEFAULT_PROFILE, top.overrides()
+        if backend is not None:
+            own = next(b for b in self.backends if b.name == backend).transcoding
+            if own is not None:
+                name = own.profile or name
+                overrides = {**overrides, **own.overrides()}
+        return profile(name, overrides)
 
     @field_validator("backends")
     @classmethod

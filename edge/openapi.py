@@ -62,6 +62,7 @@ from google.rpc import status_pb2
 
 from transcoding.codec import HTTP_BODY
 from transcoding.httprule import bindings_for
+from transcoding.options import TranscodingOptions
 from transcoding.routes import Route, RouteTable
 from transcoding.template import PathTemplate, Segment
 
@@ -867,18 +868,20 @@ def build_openapi(
     version: str = _edge_version(),
     servers: list[str] | None = None,
     security: SecurityInfo | None = None,
-    use_proto_names: bool = False,
-    emit_unpopulated: bool = False,
+    options: TranscodingOptions | None = None,
     files: Iterable[descriptor_pb2.FileDescriptorProto] = (),
     expand_path_patterns: bool = False,
     description: str | None = None,
 ) -> dict[str, Any]:
     """The OpenAPI 3.1 document of every route in `table`.
 
-    `use_proto_names`/`emit_unpopulated` must match the gateway's codec
-    options so the schemas say what responses hold; `files` are the loaded
-    FileDescriptorProtos, read for comments only (see `registry_files`).
+    `options` (default: the table's own, the gateway-wide transcoding options)
+    say how field names and zero values are printed, so the schemas say what
+    responses hold; `files` are the loaded FileDescriptorProtos, read for
+    comments only (see `registry_files`).
     """
+    options = table.options if options is None else options
+    use_proto_names, emit_unpopulated = options.use_proto_names, options.emit_unpopulated
     doc = _Document(
         comments=_comment_index(files),
         use_proto_names=use_proto_names,
@@ -975,8 +978,6 @@ async def build_from_config(config: GatewayConfig, **options: Any) -> tuple[dict
         report = await registry.start(watch=False)
         if report.failed:
             return None, report
-        options.setdefault("use_proto_names", config.transcoding.use_proto_names)
-        options.setdefault("emit_unpopulated", config.transcoding.emit_unpopulated)
         return build_openapi(registry.table, files=registry_files(registry), **options), report
     finally:
         await registry.close()

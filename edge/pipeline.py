@@ -111,14 +111,20 @@ class Pipeline:
         self.policies = policies
         self.limiter = limiter
         self.idempotency = idempotency
-        stripped = set(authenticator.stripped_header_names) if authenticator else set()
-        # Identity headers never pass from the client, whatever the forward list says.
-        self.forward = tuple(
-            h for h in config.transcoding.forward_headers if h not in stripped and h not in _OWN_METADATA
-        )
-        self.stripped = frozenset(stripped)
+        self.stripped = frozenset(authenticator.stripped_header_names) if authenticator else frozenset()
+        self._forward: dict[frozenset[str], tuple[str, ...]] = {}  # a route's forward_headers -> what passes
         self._settling: set[asyncio.Future[None]] = set()  # keyed calls settling after their caller left
-        self.response_metadata = config.transcoding.response_metadata
+
+    def forwarded_headers(self, route: Route) -> tuple[str, ...]:
+        """The request headers a route passes as metadata: its options' `forward_headers`
+        less identity headers, which never pass from the client whatever the list says."""
+        names = route.options.forward_headers
+        forward = self._forward.get(names)
+        if forward is None:
+            forward = self._forward[names] = tuple(
+                sorted(h for h in names if h not in self.stripped and h not in _OWN_METADATA)
+            )
+        return forward
 
     # ---- the steps --------------------------------------------------------------------
 
@@ -198,13 +204,13 @@ class Pipeline:
         backend = self.registry.backends[route.backend].config
         return client_deadline(call.headers, backend.timeout, backend.max_timeout)
 
-    def metadata(self, call: Call, policy: EffectivePolicy | None) -> list[tuple[str, str]]:
+    def metadata(self, call: Call, route: Route, policy: EffectivePolicy | None) -> list[tuple[str, str]]:
         headers = call.headers
         metadata = [("x-request-id", call.request_id)]
         trace = incoming_trace(headers)
         if trace is not None:
             metadata.extend(trace.metadata())
-        for name in self.forward:
+        for name in self.forwarded_headers(route):
             value = headers.get(name)
             if value is not None:
                 # gRPC metadata carries printable ASCII only; grpc would fail the call as a 500.
@@ -244,7 +250,7 @@ class Pipeline:
         else:
             request = route.request_codec.decode(bindings, query, call.body, call.headers.get("content-type"))
         timeout = self.deadline(call, route)
-        metadata = self.metadata(call, policy)
+        metadata = self.metadata(call, route, policy)
 
         if route.server_streaming:
             if send is not None and receive is not None:
@@ -252,7 +258,7 @@ class Pipeline:
                 opted_out = compress.route_opted_out(route.full_method, route.template)
                 outcome = await forward_stream(
                     route, request, send, receive, timeout=timeout, metadata=metadata,
-                    response_metadata=self.response_metadata, extra_headers=headers_out,
+                    response_metadata=route.options.response_metadata, extra_headers=headers_out,
                     compressor=lambda headers: stream_compressor(compress, accept_encoding, headers, opted_out=opted_out),
                 )
                 record.backend_seconds, record.grpc_code, record.http_status = (
@@ -286,7 +292,7 @@ class Pipeline:
                 record.idempotency = "new"
 
         record.called = True
-        pending = forward_unary(route, request, timeout=timeout, metadata=metadata, response_metadata=self.response_metadata)
+        pending = forward_unary(route, request, timeout=timeout, metadata=metadata, response_metadata=route.options.response_metadata)
         if begin is None:
             outcome = await pending
         else:

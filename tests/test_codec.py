@@ -13,6 +13,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from tests.support.kinds import KindsTypes, both, pool_types
 from transcoding.codec import CodecConfigError, RequestCodec, ResponseCodec
 from transcoding.errors import BadRequest, UnsupportedMediaType
+from transcoding.options import TranscodingOptions
 
 
 @pytest.fixture(params=both(), ids=lambda t: t.flavour)
@@ -21,7 +22,7 @@ def kt(request: pytest.FixtureRequest) -> KindsTypes:
 
 
 def codec(kt: KindsTypes, body: str, path_fields: list[str] = (), message: str = "Kinds", **options) -> RequestCodec:
-    return RequestCodec(getattr(kt, message).DESCRIPTOR, body, list(path_fields), **options)
+    return RequestCodec(getattr(kt, message).DESCRIPTOR, body, list(path_fields), options=TranscodingOptions().replace(**options))
 
 
 def bad(request_codec: RequestCodec, body: bytes, *, path=(), query=(), content_type: str | None = "application/json") -> BadRequest:
@@ -137,16 +138,19 @@ def test_malformed_bodies(kt: KindsTypes, body: bytes, says: str) -> None:
     ],
 )
 def test_wrong_types_name_the_json_field(kt: KindsTypes, body: bytes, field: str) -> None:
-    error = bad(codec(kt, "*"), body)
+    # unknown_body_fields=reject so the unknown-field rows are refused too (the default ignores them)
+    error = bad(codec(kt, "*", unknown_body_fields="reject"), body)
     assert error.field == field
     assert repr(field) in error.message
 
 
-def test_unknown_fields_can_be_ignored(kt: KindsTypes) -> None:
-    message = codec(kt, "*", ignore_unknown_fields=True).decode(
-        [], [], b'{"nope": 1, "inner": {"nope": {}, "name": "x"}, "color": "NOT_YET_DEFINED"}', None
-    )
-    assert message.inner.name == "x" and message.color == 0
+def test_unknown_fields_are_ignored_by_default(kt: KindsTypes) -> None:
+    # Both anchors discard them: a newer client's new field must not break an older backend.
+    body = b'{"nope": 1, "inner": {"nope": {}, "name": "x"}, "color": "NOT_YET_DEFINED"}'
+    for request_codec in (codec(kt, "*"), codec(kt, "*", unknown_body_fields="ignore")):
+        message = request_codec.decode([], [], body, None)
+        assert message.inner.name == "x" and message.color == 0
+    assert bad(codec(kt, "*", unknown_body_fields="reject"), body).field == "nope"
 
 
 @pytest.mark.parametrize(
@@ -267,7 +271,7 @@ def test_body_field_of_every_kind(kt: KindsTypes, body_field: str, body: bytes, 
     ],
 )
 def test_body_field_errors_name_the_field(kt: KindsTypes, body_field: str, body: bytes, field: str) -> None:
-    assert bad(codec(kt, body_field), body).field == field
+    assert bad(codec(kt, body_field, unknown_body_fields="reject"), body).field == field
 
 
 # ------------------------------------------------------------- body ""
@@ -390,10 +394,10 @@ def test_response_is_compact_canonical_json(kt: KindsTypes) -> None:
 def test_response_options(kt: KindsTypes) -> None:
     plain = json.loads(ResponseCodec(kt.Kinds.DESCRIPTOR, "").encode(kt.Kinds())[0])
     assert plain == {}
-    full = json.loads(ResponseCodec(kt.Kinds.DESCRIPTOR, "", emit_unpopulated=True).encode(kt.Kinds())[0])
+    full = json.loads(ResponseCodec(kt.Kinds.DESCRIPTOR, "", options=TranscodingOptions(emit_unpopulated=True)).encode(kt.Kinds())[0])
     assert full["fInt64"] == "0" and full["color"] == "COLOR_UNSPECIFIED" and full["ids"] == [] and full["labels"] == {}
     assert "inner" not in full and "optInt32" not in full  # fields with presence stay absent
-    named = json.loads(ResponseCodec(kt.Kinds.DESCRIPTOR, "", use_proto_names=True).encode(kt.Kinds(json_named="x", f_int32=1))[0])
+    named = json.loads(ResponseCodec(kt.Kinds.DESCRIPTOR, "", options=TranscodingOptions(use_proto_names=True)).encode(kt.Kinds(json_named="x", f_int32=1))[0])
     assert named == {"json_named": "x", "f_int32": 1}
     camel = json.loads(ResponseCodec(kt.Kinds.DESCRIPTOR, "").encode(kt.Kinds(json_named="x"))[0])
     assert camel == {"customName": "x"}
@@ -403,7 +407,7 @@ def test_response_body_selects_a_field(kt: KindsTypes) -> None:
     reply = kt.ListReply(total=2**40, next_page_token="t")
     reply.items.add(name="a")
     reply.items.add(count=2)
-    encode = lambda field, message=reply, **kw: json.loads(ResponseCodec(kt.ListReply.DESCRIPTOR, field, **kw).encode(message)[0])  # noqa: E731
+    encode = lambda field, message=reply, **kw: json.loads(ResponseCodec(kt.ListReply.DESCRIPTOR, field, options=TranscodingOptions(**kw)).encode(message)[0])  # noqa: E731
     assert encode("items") == [{"name": "a"}, {"count": 2}]
     assert encode("items", kt.ListReply()) == []
     assert encode("total") == str(2**40)
@@ -412,7 +416,7 @@ def test_response_body_selects_a_field(kt: KindsTypes) -> None:
     kinds = kt.Kinds(labels={"a": "b"}, colors=[1, 3], opt_int32=0)
     kinds.inner.child.name = "c"
     kinds.inner_by_id[3].count = 1
-    encode_k = lambda field, **kw: json.loads(ResponseCodec(kt.Kinds.DESCRIPTOR, field, **kw).encode(kinds)[0])  # noqa: E731
+    encode_k = lambda field, **kw: json.loads(ResponseCodec(kt.Kinds.DESCRIPTOR, field, options=TranscodingOptions(**kw)).encode(kinds)[0])  # noqa: E731
     assert encode_k("inner") == {"child": {"name": "c"}}
     assert encode_k("inner.child") == {"name": "c"}
     assert encode_k("labels") == {"a": "b"}
@@ -453,7 +457,7 @@ def test_round_trip(kt: KindsTypes) -> None:
     original.choice_inner.name = "c"
     original.times.add().FromJsonString("2000-01-01T00:00:00.000000001Z")
     for options in ({}, {"use_proto_names": True}, {"emit_unpopulated": True}):
-        body, _ = ResponseCodec(kt.Kinds.DESCRIPTOR, "", **options).encode(original)
+        body, _ = ResponseCodec(kt.Kinds.DESCRIPTOR, "", options=TranscodingOptions(**options)).encode(original)
         assert codec(kt, "*").decode([], [], body, "application/json") == original
 
 

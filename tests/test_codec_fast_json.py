@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from edgetest import kinds_pb2
 from transcoding.codec import ResponseCodec
+from transcoding.options import TranscodingOptions
 
 INT32 = st.integers(-(2**31), 2**31 - 1)
 INT64 = st.integers(-(2**63), 2**63 - 1)
@@ -108,7 +109,7 @@ def kinds(draw):
 @settings(max_examples=150, deadline=None)
 @given(kinds(), st.booleans())
 def test_fast_encoder_matches_json_format(message, use_proto_names):
-    codec = ResponseCodec(kinds_pb2.Kinds.DESCRIPTOR, use_proto_names=use_proto_names)
+    codec = ResponseCodec(kinds_pb2.Kinds.DESCRIPTOR, options=TranscodingOptions(use_proto_names=use_proto_names))
     assert codec._fast is not None
     expected = reference(message, use_proto_names=use_proto_names)
     assert same(codec._to_dict(message), expected)
@@ -133,7 +134,7 @@ def test_encoded_bytes_match_json_format_for_a_full_message():
 
 
 def test_emit_unpopulated_still_goes_through_json_format():
-    codec = ResponseCodec(kinds_pb2.Kinds.DESCRIPTOR, emit_unpopulated=True)
+    codec = ResponseCodec(kinds_pb2.Kinds.DESCRIPTOR, options=TranscodingOptions(emit_unpopulated=True))
     assert codec._fast is None
     out = codec._to_dict(kinds_pb2.Kinds())
     assert out["fInt64"] == "0" and out["tags"] == [] and out["labels"] == {}

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from transcoding.codec import RequestCodec, ResponseCodec
+from transcoding.options import TranscodingOptions
 from transcoding.errors import TranscodeError
 from transcoding.matcher import MethodNotAllowed, NoRoute, PathEncodingError, PathMatcher, RouteConflict
 from transcoding.query import QueryMapper
@@ -237,8 +238,8 @@ def test_query_values_round_trip(number: float, blob: bytes, color: str, when: d
 
 WHOLE = RequestCodec(KINDS, "*", [])
 INNER_BODY = RequestCodec(KINDS, "inner", ["f_int64"])
-RESPONSES = [ResponseCodec(KINDS, ""), ResponseCodec(KINDS, "", use_proto_names=True),
-             ResponseCodec(KINDS, "", emit_unpopulated=True)]
+RESPONSES = [ResponseCodec(KINDS, ""), ResponseCodec(KINDS, "", options=TranscodingOptions(use_proto_names=True)),
+             ResponseCodec(KINDS, "", options=TranscodingOptions(emit_unpopulated=True))]
 
 _json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False, allow_infinity=False),
                        st.text(max_size=10))

@@ -32,7 +32,8 @@ from transcoding.descriptors import (
     load_from_reflection,
 )
 from transcoding.query import PathError, mapper_for
-from transcoding.routes import BackendSource, CodecOptions, RouteTable
+from transcoding.options import TranscodingOptions
+from transcoding.routes import BackendSource, RouteTable
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_SET = ROOT / "protos" / "edgedemo" / "descriptors.binpb"
@@ -40,13 +41,14 @@ TREES_SET = ROOT / "protos" / "edgeopenapi" / "descriptors.binpb"
 SCHEMAS = "#/components/schemas/"
 
 
-def _table(*sets: Path, options: CodecOptions | None = None) -> tuple[RouteTable, list[LoadedDescriptors]]:
+def _table(*sets: Path, options: TranscodingOptions | None = None) -> tuple[RouteTable, list[LoadedDescriptors]]:
     loaded = [load_from_file(path) for path in sets]
     # Never called: building a table needs a channel, not a reachable backend. grpc.aio
     # binds a channel to the current loop; an earlier asyncio.run() may have left none.
     channel = _loop_bound(lambda: grpc.aio.insecure_channel("127.0.0.1:1"))
-    sources = [BackendSource(f"b{i}", d, channel) for i, d in enumerate(loaded)]
-    table, problems = RouteTable.build(sources, options or CodecOptions())
+    options = options or TranscodingOptions()
+    sources = [BackendSource(f"b{i}", d, channel, options) for i, d in enumerate(loaded)]
+    table, problems = RouteTable.build(sources, options)
     assert problems == []
     return table, loaded
 
@@ -276,8 +278,8 @@ def test_query_parameters_are_what_the_query_mapper_accepts(demo, trees):
 
 
 def test_use_proto_names():
-    table, loaded = _table(DEMO_SET, options=CodecOptions(use_proto_names=True))
-    document = _valid(build_openapi(table, files=_files(loaded), use_proto_names=True))
+    table, loaded = _table(DEMO_SET, options=TranscodingOptions(use_proto_names=True))
+    document = _valid(build_openapi(table, files=_files(loaded)))
     ops = {k: v for k, v in _operations(document).items()}
     assert set(_params(ops["LibraryService_ListShelves"][2], "query")) == {"page_size", "page_token"}
     assert ops["UserService_GetUser"][1] == "/v1/users/{user_id}"

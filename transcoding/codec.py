@@ -44,6 +44,7 @@ from google.protobuf.message import Message
 
 from .errors import BadRequest, UnsupportedMediaType
 from .fastjson import DictDecoder, DictEncoder
+from .options import TranscodingOptions, UnknownFields
 from .query import FieldTarget, PathError, QueryMapper, mapper_for
 
 __all__ = ["CodecConfigError", "RequestCodec", "ResponseCodec", "JSON_CONTENT_TYPE", "HTTP_BODY"]
@@ -51,6 +52,7 @@ __all__ = ["CodecConfigError", "RequestCodec", "ResponseCodec", "JSON_CONTENT_TY
 HTTP_BODY = "google.api.HttpBody"
 JSON_CONTENT_TYPE = "application/json"
 OCTET_STREAM = "application/octet-stream"
+DEFAULT_OPTIONS = TranscodingOptions()
 _MAX_DEPTH = 100  # json_format's default; also upb's default decode depth at the backend
 
 _AT_PATH = re.compile(r' at "?([A-Za-z_][\w]*(?:\.[^\s."\[\]]+|\[[^\]]*\])*)"?')
@@ -208,11 +210,12 @@ class RequestCodec:
         body: str,
         path_fields: Iterable[str],
         *,
-        ignore_unknown_fields: bool = False,
+        options: TranscodingOptions = DEFAULT_OPTIONS,
     ) -> None:
         self.input_type = input_type
         self.body = body
-        self.ignore_unknown_fields = ignore_unknown_fields
+        self.options = options
+        self.ignore_unknown_fields = options.unknown_body_fields is UnknownFields.IGNORE
         self._cls = message_factory.GetMessageClass(input_type)
         self._pool = input_type.file.pool
         self._query: QueryMapper = mapper_for(input_type)
@@ -363,13 +366,13 @@ class ResponseCodec:
         output_type: Descriptor,
         response_body: str = "",
         *,
-        emit_unpopulated: bool = False,
-        use_proto_names: bool = False,
+        options: TranscodingOptions = DEFAULT_OPTIONS,
     ) -> None:
         self.output_type = output_type
         self.response_body = response_body if response_body != "*" else ""
-        self.emit_unpopulated = emit_unpopulated
-        self.use_proto_names = use_proto_names
+        self.options = options
+        self.emit_unpopulated = emit_unpopulated = options.emit_unpopulated
+        self.use_proto_names = use_proto_names = options.use_proto_names
         self._chain: list[FieldDescriptor] = []
         self._leaf_message = False
         self._leaf_key = ""

@@ -22,6 +22,9 @@ from .descriptors import LoadedDescriptors
 from .httprule import HttpBinding, RuleError, bindings_for
 from .invoker import MethodInvoker
 from .matcher import MethodNotAllowed, NoRoute, PathEncodingError, PathMatcher, RouteConflict
+from .options import TranscodingOptions
+
+DEFAULT_OPTIONS = TranscodingOptions()
 
 
 # Paths routed literally could still mean another resource to whoever normalises them
@@ -40,12 +43,6 @@ def check_path(raw_path: str) -> None:
             raise errors.BadRequest(f"request path {raw_path!r} holds a '.' or '..' segment; send it normalised")
 
 
-@dataclass(frozen=True)
-class CodecOptions:
-    emit_unpopulated: bool = False
-    use_proto_names: bool = False
-
-
 @dataclass
 class Route:
     backend: str
@@ -55,6 +52,7 @@ class Route:
     request_codec: RequestCodec
     response_codec: ResponseCodec
     invoker: MethodInvoker
+    options: TranscodingOptions  # its backend's: the codecs, the pipeline and OpenAPI read the same
 
     @property
     def full_method(self) -> str:
@@ -76,11 +74,12 @@ class Route:
 
 @dataclass
 class BackendSource:
-    """What the table needs of one backend: its name, descriptors and channel."""
+    """What the table needs of one backend: its name, descriptors, channel and options."""
 
     name: str
     descriptors: LoadedDescriptors
     channel: grpc.aio.Channel
+    options: TranscodingOptions = DEFAULT_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -98,6 +97,8 @@ class RouteTable:
     matcher: PathMatcher[Route]
     routes: list[Route] = field(default_factory=list)
     services: dict[str, str] = field(default_factory=dict)  # service full name -> backend
+    #: The gateway-wide options: what applies before a route is known (path checks, verbs).
+    options: TranscodingOptions = DEFAULT_OPTIONS
 
     def lookup(self, http_method: str, raw_path: str) -> tuple[Route, list[tuple[tuple[str, ...], str]]]:
         check_path(raw_path)
@@ -115,7 +116,7 @@ class RouteTable:
 
     @classmethod
     def build(
-        cls, backends: Sequence[BackendSource], options: CodecOptions = CodecOptions()
+        cls, backends: Sequence[BackendSource], options: TranscodingOptions = DEFAULT_OPTIONS
     ) -> tuple["RouteTable", list[RouteProblem]]:
         """A table of every usable route, and every problem found on the way.
 
@@ -123,7 +124,7 @@ class RouteTable:
         earlier one, is left out and reported; the rest of the backend still
         serves.
         """
-        table = cls(PathMatcher())
+        table = cls(PathMatcher(), options=options)
         problems: list[RouteProblem] = []
         for backend in backends:
             pool = backend.descriptors.pool
@@ -136,10 +137,10 @@ class RouteTable:
                     continue
                 service = pool.FindServiceByName(service_name)
                 for method in service.methods:
-                    problems.extend(table._add_method(backend, method, options))
+                    problems.extend(table._add_method(backend, method))
         return table, problems
 
-    def _add_method(self, backend: BackendSource, method: MethodDescriptor, options: CodecOptions) -> list[RouteProblem]:
+    def _add_method(self, backend: BackendSource, method: MethodDescriptor) -> list[RouteProblem]:
         problems: list[RouteProblem] = []
         try:
             bindings = bindings_for(method)
@@ -162,14 +163,12 @@ class RouteTable:
                     method=method,
                     binding=binding,
                     request_class=request_class,
-                    request_codec=RequestCodec(method.input_type, binding.body, binding.template.field_paths()),
-                    response_codec=ResponseCodec(
-                        method.output_type,
-                        binding.response_body,
-                        emit_unpopulated=options.emit_unpopulated,
-                        use_proto_names=options.use_proto_names,
+                    request_codec=RequestCodec(
+                        method.input_type, binding.body, binding.template.field_paths(), options=backend.options
                     ),
+                    response_codec=ResponseCodec(method.output_type, binding.response_body, options=backend.options),
                     invoker=invoker,
+                    options=backend.options,
                 )
                 self.matcher.add(binding.http_method, binding.template, route)
             except RouteConflict as exc:

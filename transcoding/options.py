@@ -1,0 +1,165 @@
+"""Every transcoding behaviour that may differ between gateways, in one table.
+
+Teams come to edge from Envoy's gRPC-JSON transcoder or from grpc-gateway, with
+clients written against one of them. Where the two anchors (or the spec) leave a
+choice, the choice is a field of `TranscodingOptions`, in the style of
+grpc-httpjson-transcoding's `UrlUnescapeSpec` and grpc-gateway's `ServeMuxOption`s:
+one frozen value, built once from the config (`transcoding.profile` plus
+overrides, per backend where that makes sense) and handed to the route table,
+which gives each route its backend's options; the matcher, the codecs, the query
+mapper, the pipeline and the OpenAPI document all read the same object.
+
+A *profile* is a named instance (`PROFILES`):
+
+* ``edge`` -- the default: on every behaviour it agrees with at least one
+  anchor, and it keeps the documented security refusals (encoded control
+  characters in paths);
+* ``envoy`` -- Envoy's transcoder with its default settings;
+* ``grpc-gateway`` -- grpc-gateway v2's `runtime.ServeMux` with its defaults.
+
+The README's "Compatibility profiles" table lists each field, its values in
+each profile and what the anchors do; keep the two in step.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Mapping
+
+__all__ = ["DEFAULT_PROFILE", "PROFILES", "TranscodingOptions", "UnknownFields", "option_fields", "profile"]
+
+
+class UnknownFields(str, Enum):
+    """What happens to a name the request message does not have."""
+
+    REJECT = "reject"  # 400 naming it
+    IGNORE = "ignore"  # dropped, so a newer client works against an older backend
+
+
+def _option(
+    edge: Any, doc: str, *, envoy: Any = None, grpc_gateway: Any = None, per_backend: bool = True,
+    lower_case: bool = False,
+) -> Any:
+    """One row of the table: the ``edge`` default, the value under each anchor's
+    profile (None: the same as edge's), what it means, and whether a backend may
+    set its own (`lower_case`: a set of names compared lower-cased, like header names).
+    The profiles and the README's table are built from these rows."""
+    return field(
+        default=edge,
+        metadata={
+            "doc": doc,
+            "per_backend": per_backend,
+            "lower_case": lower_case,
+            "envoy": edge if envoy is None else envoy,
+            "grpc-gateway": edge if grpc_gateway is None else grpc_gateway,
+        },
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TranscodingOptions:
+    """One value per behaviour; the defaults are the ``edge`` profile."""
+
+    # ---- paths
+
+    # ---- query parameters
+
+    # ---- bodies
+    unknown_body_fields: UnknownFields = _option(
+        UnknownFields.IGNORE,
+        "a JSON body field the request message does not have: ignored (both anchors, so a newer "
+        "client works against an older backend) or a 400 naming it",
+    )
+
+    # ---- streaming replies
+
+    # ---- headers and metadata
+    forward_headers: frozenset[str] = _option(
+        frozenset(), "more request headers passed to backends as metadata", lower_case=True
+    )
+    response_metadata: bool = _option(
+        False, "backend metadata returned as `Grpc-Metadata-<key>` response headers", grpc_gateway=True
+    )
+
+    # ---- JSON output (both anchors' print options)
+    emit_unpopulated: bool = _option(False, "print fields holding their zero value")
+    use_proto_names: bool = _option(False, "print proto field names instead of lowerCamelCase")
+
+    def replace(self, **changes: Any) -> "TranscodingOptions":
+        """A copy with some fields changed (values may be given as the config spells them)."""
+        return dataclasses.replace(self, **{name: _coerce(name, value) for name, value in changes.items()})
+
+    def differences(self, other: "TranscodingOptions") -> dict[str, tuple[Any, Any]]:
+        """Fields whose values differ: name -> (self's, other's)."""
+        return {
+            f.name: (getattr(self, f.name), getattr(other, f.name))
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != getattr(other, f.name)
+        }
+
+
+def option_fields() -> tuple[dataclasses.Field, ...]:
+    """The table's fields, in order (the config builds its keys from them)."""
+    return dataclasses.fields(TranscodingOptions)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Config spellings to field values: enums from their strings, sets from lists."""
+    row = _ROWS.get(name)
+    if row is None:
+        raise TypeError(f"unknown transcoding option {name!r}")
+    default = row.default
+    if isinstance(default, Enum) and not isinstance(value, Enum):
+        return type(default)(value)
+    if isinstance(default, frozenset):
+        return frozenset(str(v).lower() for v in value) if row.metadata["lower_case"] else frozenset(value)
+    return value
+
+
+_ROWS = {f.name: f for f in option_fields()}
+
+DEFAULT_PROFILE = "edge"
+
+PROFILES: Mapping[str, TranscodingOptions] = {
+    name: TranscodingOptions(**{f.name: f.default if name == "edge" else f.metadata[name] for f in option_fields()})
+    for name in ("edge", "envoy", "grpc-gateway")
+}
+
+
+def profile(name: str, overrides: Mapping[str, Any] | None = None) -> TranscodingOptions:
+    """The named profile with `overrides` applied (None values are left at the profile's)."""
+    try:
+        base = PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown transcoding profile {name!r}; known: {', '.join(PROFILES)}") from None
+    changes = {k: v for k, v in (overrides or {}).items() if v is not None}
+    return base.replace(**changes) if changes else base
+
+
+def markdown_table() -> str:
+    """The README's table of every option and its value in each profile
+    (`python -m transcoding.options` prints it; a test keeps the README in step)."""
+
+    def show(value: Any) -> str:
+        if isinstance(value, Enum):
+            return f"`{value.value}`"
+        if isinstance(value, frozenset):
+            return "`[" + ", ".join(sorted(value)) + "]`"
+        return f"`{str(value).lower()}`" if isinstance(value, bool) else f"`{value}`"
+
+    lines = [
+        "| option | what it decides | edge (default) | envoy | grpc-gateway | per backend |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in option_fields():
+        meta = row.metadata
+        lines.append(
+            f"| `{row.name}` | {meta['doc']} | {show(row.default)} | {show(meta['envoy'])} "
+            f"| {show(meta['grpc-gateway'])} | {'yes' if meta['per_backend'] else 'no'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")
