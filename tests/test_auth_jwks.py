@@ -7,7 +7,7 @@ import secrets
 from typing import Any
 
 from edge.auth import AuthConfig, Authenticator, AuthError, EffectivePolicy
-from tests.support.auth import AuthKeys, IdpServer, bearer, issuer_config, mint, run
+from tests.support.auth import ISSUER, AuthKeys, IdpServer, bearer, issuer_config, mint, run
 
 REQUIRED = EffectivePolicy()
 
@@ -61,11 +61,124 @@ def test_concurrent_misses_for_a_new_kid_share_one_fetch(idp, auth_keys):
 def test_flood_of_forged_kids_costs_one_fetch(idp, auth_keys):
     async def go():
         async with authenticator(idp, jwks_min_fetch_interval=30) as auth:
-            # The start-up fetch was just now: within the minimum interval, no forged kid may fetch.
+            # The start-up fetch was just now: the next allowed fetch is further away than
+            # jwks_unknown_kid_wait (10 s), so the forged kids are refused at once, none fetches.
             first = [mint(auth_keys.rsa_next, header={"kid": secrets.token_hex(8)}) for _ in range(100)]
             results = await asyncio.gather(*(outcome(auth, t) for t in first))
             assert {(r.status, r.reason) for r in results} == {(401, "unknown_key")}
             assert idp.hits["/jwks"] == 1
+
+    run(go())
+
+
+# ---- rotation inside the minimum interval (issue 13 item 1) ----------------------------------
+
+INTERVAL = 1.0
+# Only a guard against a hung test: the promise is "the next allowed fetch", asserted by counts.
+HANG_GUARD = INTERVAL + 15
+
+
+def test_rotation_inside_the_min_interval_waits_for_the_next_fetch(idp, auth_keys):
+    """Start, rotate at once, present the new kid: 2xx after exactly one more fetch."""
+
+    async def go():
+        async with authenticator(idp, jwks_min_fetch_interval=INTERVAL, jwks_negative_cache_ttl=3600) as auth:
+            assert idp.hits["/jwks"] == 1  # the start-up fetch, just now
+            idp.publish(auth_keys.public_jwks(auth_keys.rsa_next, auth_keys.ec))
+            result = await asyncio.wait_for(outcome(auth, mint(auth_keys.rsa_next)), HANG_GUARD)
+            assert result.decision == "allowed", result
+            assert idp.hits["/jwks"] == 2
+            # The fetch that found it kept to the minimum interval (arrival times at the IdP).
+            first, second = idp.arrivals["/jwks"]
+            assert second - first >= INTERVAL * 0.9
+            # And the kid was never remembered as unknown: later tokens pass without fetching.
+            assert (await outcome(auth, mint(auth_keys.rsa_next, jti="again"))).decision == "allowed"
+
+    run(go())
+    assert idp.hits["/jwks"] == 2
+
+
+def test_tokens_waiting_for_the_next_fetch_share_it(idp, auth_keys):
+    async def go():
+        async with authenticator(idp, jwks_min_fetch_interval=INTERVAL, jwks_negative_cache_ttl=3600) as auth:
+            idp.publish(auth_keys.public_jwks(auth_keys.rsa, auth_keys.rsa_next))
+            genuine = [mint(auth_keys.rsa_next, jti=f"g{i}") for i in range(30)]
+            forged = [mint(auth_keys.rsa_next, header={"kid": f"forged-{i}"}) for i in range(30)]
+            results = await asyncio.wait_for(asyncio.gather(*(outcome(auth, t) for t in genuine + forged)), HANG_GUARD)
+            assert [r.decision for r in results[:30]] == ["allowed"] * 30
+            assert {(r.status, r.reason) for r in results[30:]} == {(401, "unknown_key")}
+            assert idp.hits["/jwks"] == 2  # start-up + the one scheduled fetch all sixty waited for
+            # The forged kids were proven unknown by that fetch: now remembered, no more waiting or fetching.
+            again = await asyncio.gather(*(outcome(auth, t) for t in forged))
+            assert {r.reason for r in again} == {"unknown_key"}
+            assert idp.hits["/jwks"] == 2
+
+    run(go())
+
+
+def test_a_fetch_begun_before_the_token_came_proves_nothing(idp, auth_keys):
+    """A refresh already on the wire when the rotation happens answers with the old set; the
+    new kid must not be remembered as unknown on its word, but looked for by the next fetch."""
+
+    async def go():
+        async with authenticator(idp, jwks_min_fetch_interval=0.3, jwks_negative_cache_ttl=3600) as auth:
+            verifier = auth.jwt.issuers[ISSUER].jwks
+            idp.delay = 0.6
+            await asyncio.sleep(0.3)  # the minimum interval since start-up
+            refresh = asyncio.ensure_future(verifier.refresh())
+            while idp.hits["/jwks"] < 2:  # the IdP has taken the refresh (and will answer the old set)
+                await asyncio.sleep(0.01)
+            idp.publish(auth_keys.public_jwks(auth_keys.rsa_next))
+            idp.delay = 0
+            result = await asyncio.wait_for(outcome(auth, mint(auth_keys.rsa_next)), HANG_GUARD)
+            assert await refresh is True
+            assert result.decision == "allowed", result
+            assert idp.hits["/jwks"] == 3  # start-up, the early refresh, the one after the token came
+
+    run(go())
+
+
+def test_a_wait_past_the_bound_is_refused_without_poisoning(idp, auth_keys):
+    async def go():
+        async with authenticator(
+            idp, jwks_min_fetch_interval=0.5, jwks_unknown_kid_wait=0, jwks_negative_cache_ttl=3600
+        ) as auth:
+            idp.publish(auth_keys.public_jwks(auth_keys.rsa_next))
+            token = mint(auth_keys.rsa_next)
+            early = await outcome(auth, token)
+            assert (early.status, early.reason) == (401, "unknown_key")
+            assert idp.hits["/jwks"] == 1  # refused without a fetch (and without waiting)...
+            # ...but the next allowed fetch was scheduled all the same, and the kid was not
+            # remembered as unknown: retries pass once that fetch is in, with no fetch of their own.
+            async def retry_until_allowed() -> Any:
+                while (result := await outcome(auth, token)).reason == "unknown_key":
+                    await asyncio.sleep(0.05)
+                return result
+
+            assert (await asyncio.wait_for(retry_until_allowed(), HANG_GUARD)).decision == "allowed"
+            assert idp.hits["/jwks"] == 2
+
+    run(go())
+
+
+def test_forged_kid_flood_fetches_at_most_once_per_interval(idp, auth_keys):
+    interval = 0.3
+
+    async def go():
+        loop = asyncio.get_running_loop()
+        async with authenticator(idp, jwks_min_fetch_interval=interval) as auth:
+            began = loop.time()
+            waves = 0
+            while loop.time() - began < 4 * interval:  # waves of never-seen kids, back to back
+                tokens = [mint(auth_keys.rsa, header={"kid": f"w{waves}-{i}"}) for i in range(40)]
+                results = await asyncio.gather(*(outcome(auth, t) for t in tokens))
+                assert {(r.status, r.reason) for r in results} == {(401, "unknown_key")}
+                waves += 1
+            elapsed = loop.time() - began
+            fetches = idp.hits["/jwks"] - 1  # after the start-up fetch
+            assert fetches <= elapsed / interval + 1, (fetches, elapsed)
+            assert waves >= 2 and fetches >= 1
+            assert (await outcome(auth, mint(auth_keys.rsa))).decision == "allowed"
 
     run(go())
 

@@ -84,3 +84,27 @@ def test_oversized_token_is_refused_cleanly(auth_gateway):
     r = auth_gateway.get("/v1/shelves/scifi", headers=bearer("a" * 20000))
     assert r.status_code in (401, 431)
     assert r.json()["message"]
+
+
+def test_key_rotated_right_after_start_is_accepted_end_to_end(demo_backend, idp, auth_keys):
+    """Issue 13: a token signed with a key published inside jwks_min_fetch_interval after the
+    gateway's start-up fetch used to be refused 401 for jwks_negative_cache_ttl without a fetch."""
+    interval = 1.0
+    config = gateway_config(
+        [{"name": "demo", "target": demo_backend.target}],
+        auth={"issuers": [issuer_config(idp, jwks_min_fetch_interval=interval, jwks_negative_cache_ttl=60)]},
+        access_log={"enabled": False},
+    )
+    with running_gateway(config) as gw, httpx.Client(base_url=gw.url, timeout=interval + 15) as client:
+        assert idp.hits["/jwks"] == 1
+        idp.publish(auth_keys.public_jwks(auth_keys.rsa_next))  # the IdP rotates: rsa-1 is gone
+        r = client.get("/v1/shelves/scifi", headers=bearer(mint(auth_keys.rsa_next)))
+        assert r.status_code == 200, r.text
+        assert idp.hits["/jwks"] == 2  # exactly one fetch after start-up
+        assert demo_backend.recorder.last("GetShelf").header("x-user-id") == "alice"
+        # A forged kid is refused, and once proven unknown it costs no further fetch.
+        forged = bearer(mint(auth_keys.rsa_next, header={"kid": "forged"}))
+        assert client.get("/v1/shelves/scifi", headers=forged).status_code == 401
+        hits = idp.hits["/jwks"]
+        assert client.get("/v1/shelves/scifi", headers=forged).status_code == 401
+        assert idp.hits["/jwks"] == hits <= 3

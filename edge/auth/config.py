@@ -105,7 +105,12 @@ class IssuerConfig(_Model):
     jwks_refresh_interval: Seconds = Field(300.0, description="when the JWKS response has no Cache-Control max-age")
     jwks_max_age_bounds: tuple[Seconds, Seconds] = Field((60.0, 86400.0), description="clamp for a server-sent max-age")
     jwks_min_fetch_interval: Seconds = Field(10.0, description="no two fetches closer than this")
-    jwks_negative_cache_ttl: Seconds = Field(60.0, description="how long an unknown kid is not looked for again")
+    jwks_negative_cache_ttl: Seconds = Field(
+        60.0, description="how long a kid that a fetch (begun after the token came) did not list is not looked for again"
+    )
+    jwks_unknown_kid_wait: Annotated[float, BeforeValidator(parse_duration), Field(ge=0, le=120)] = Field(
+        10.0, description="how long a token with a new kid may wait for the next allowed fetch; past it: 401, not remembered"
+    )
     jwks_grace_period: Annotated[float, BeforeValidator(parse_duration), Field(ge=0, le=7 * 86400)] = Field(
         3600.0, description="how long past expiry the last good key set is served while the endpoint fails"
     )

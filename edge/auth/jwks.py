@@ -1,12 +1,24 @@
 """One issuer's signing keys, fetched asynchronously and kept fresh.
 
-The cache is built so that forged tokens cannot turn the gateway into a JWKS
-fetch amplifier: an unknown `kid` triggers at most one fetch per
-`jwks_min_fetch_interval` (concurrent misses share one in-flight fetch, and a
-kid just looked for is negatively cached), while a genuine key rotation is
-picked up on the first token that names the new kid. While the endpoint is
-down, the last good key set keeps serving for `jwks_grace_period` past its
-expiry, then tokens are refused as `unavailable`.
+Two promises, kept together:
+
+* A key rotation never locks users out. A token naming a `kid` the cached set
+  lacks makes the gateway re-read the set. When the last fetch was less than
+  `jwks_min_fetch_interval` ago, the request waits for the next allowed fetch
+  (at most `jwks_unknown_kid_wait`; every waiting request shares that one
+  scheduled fetch) instead of being refused. A `kid` is remembered as unknown
+  (for `jwks_negative_cache_ttl`) only after a fetch that began after the
+  token arrived and did not list it: a fetch that was skipped, failed, or
+  started before the token came proves nothing and is never remembered.
+* Forged tokens cannot turn the gateway into a fetch amplifier: whatever the
+  number of distinct forged kids, fetches start at most once per
+  `jwks_min_fetch_interval`. When the next allowed fetch is further away than
+  `jwks_unknown_kid_wait`, the request is refused at once (401 unknown_key,
+  not remembered) and the fetch is still scheduled, so a retry after it finds
+  a genuinely new key.
+
+While the endpoint is down, the last good key set keeps serving for
+`jwks_grace_period` past its expiry, then tokens are refused as `unavailable`.
 """
 from __future__ import annotations
 
@@ -16,7 +28,8 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +88,21 @@ def parse_key_set(data: Any) -> list[Key]:
     return keys
 
 
+@dataclass
+class _Fetch:
+    """One fetch of the key set. `started_at` stays None until the task first runs: requests
+    that meet a miss before then are still answered by it (its request is not sent yet)."""
+
+    task: asyncio.Task[bool] = field(init=False)
+    started_at: float | None = None
+
+    def began_after(self, moment: float) -> bool:
+        return self.started_at is None or self.started_at >= moment
+
+
 class JwksCache:
-    """Signing keys of one issuer, from `jwks_url` (httpx) or `jwks_file`."""
+    """Signing keys of one issuer, from `jwks_url` (httpx), `jwks_file`, or a URL found by
+    discovery (`jwks_url_source`, awaited before every fetch)."""
 
     def __init__(
         self,
@@ -84,20 +110,23 @@ class JwksCache:
         client: httpx.AsyncClient | None,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        jwks_url_source: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
-        if issuer.jwks_url is None and issuer.jwks_file is None:
+        if issuer.jwks_url is None and issuer.jwks_file is None and jwks_url_source is None:
             raise ValueError(f"issuer {issuer.issuer!r} has no JWKS source")
-        if issuer.jwks_url is not None and client is None:
-            raise ValueError("a jwks_url needs an httpx.AsyncClient")
+        if issuer.jwks_file is None and client is None:
+            raise ValueError("a JWKS fetched over HTTP needs an httpx.AsyncClient")
         self.issuer = issuer
         self._client = client
+        self._url_source = jwks_url_source
         self._now = monotonic
         self._keys: list[Key] | None = None
         self._by_kid: dict[str, list[Key]] = {}
         self._expires_at = 0.0
         self._last_attempt: float | None = None
         self._last_ok = False
-        self._inflight: asyncio.Task[bool] | None = None
+        self._latest: _Fetch | None = None
+        self._timer: asyncio.Task[None] | None = None
         self._negative: OrderedDict[str, float] = OrderedDict()
         self._refresher: asyncio.Task[None] | None = None
         self._nudges: set[asyncio.Task[bool]] = set()
@@ -113,12 +142,14 @@ class JwksCache:
             self._refresher = asyncio.create_task(self._refresh_loop(), name=f"jwks-refresh:{self.issuer.issuer}")
 
     async def close(self) -> None:
-        tasks = [t for t in (self._refresher, self._inflight, *self._nudges) if t is not None]
+        latest = self._latest.task if self._latest is not None else None
+        tasks = [t for t in (self._refresher, self._timer, latest, *self._nudges) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._refresher = None
-        self._inflight = None
+        self._timer = None
+        self._latest = None
         self._nudges.clear()
 
     # -- lookups -----------------------------------------------------------
@@ -134,25 +165,62 @@ class JwksCache:
         found = self._lookup(kid, alg)
         if found:
             return found
-        now = self._now()
-        if self._negative.get(kid, 0.0) > now:
-            raise invalid_token("unknown_key", f"unknown signing key id {kid!r}")
-        if self._inflight is not None or self._may_fetch(now):
-            await self.refresh()
-            found = self._lookup(kid, alg)
-            if found:
-                return found
-        self._negative[kid] = self._now() + self.issuer.jwks_negative_cache_ttl
-        self._negative.move_to_end(kid)
-        while len(self._negative) > _NEGATIVE_CACHE_MAX:
-            self._negative.popitem(last=False)
-        raise invalid_token("unknown_key", f"unknown signing key id {kid!r}")
+        seen = self._now()
+        deadline = seen + self.issuer.jwks_unknown_kid_wait
+        while True:
+            if self._negative.get(kid, 0.0) > self._now():
+                raise invalid_token("unknown_key", f"unknown signing key id {kid!r}")
+            latest = self._latest
+            if latest is not None and (latest.began_after(seen) or not latest.task.done()):
+                ok = await asyncio.shield(latest.task)
+                found = self._lookup(kid, alg)
+                if found:
+                    return found
+                if not latest.began_after(seen):
+                    continue  # began before this token came: it proves nothing, wait for the next one
+                if not ok:
+                    raise invalid_token(
+                        "unavailable", f"signing key id {kid!r} is not cached and the key set could not be re-read"
+                    )
+                self._remember_unknown(kid)
+                raise invalid_token("unknown_key", f"unknown signing key id {kid!r}")
+            now = self._now()
+            at = self._next_allowed_fetch()
+            if at <= now:
+                self._start_fetch()
+                continue
+            timer = self._fetch_at(at)
+            if not self._last_ok:
+                # The endpoint failed last time: holding requests through an outage only piles them up.
+                raise invalid_token(
+                    "unavailable", f"signing key id {kid!r} is not cached and the key set could not be re-read"
+                )
+            if at > deadline:
+                # Too long to hold the request; the fetch stays scheduled, so a retry after it finds a new key.
+                raise invalid_token(
+                    "unknown_key", f"unknown signing key id {kid!r}; the key set is re-read in {at - now:.1f}s"
+                )
+            await asyncio.shield(timer)
 
     def _lookup(self, kid: str, alg: str) -> list[Key]:
         return [k for k in self._by_kid.get(kid, ()) if key_fits(k, alg)]
 
+    def _remember_unknown(self, kid: str) -> None:
+        self._negative[kid] = self._now() + self.issuer.jwks_negative_cache_ttl
+        self._negative.move_to_end(kid)
+        while len(self._negative) > _NEGATIVE_CACHE_MAX:
+            self._negative.popitem(last=False)
+
+    def _next_allowed_fetch(self) -> float:
+        if self._last_attempt is None:
+            return self._now()
+        return self._last_attempt + self.issuer.jwks_min_fetch_interval
+
     def _may_fetch(self, now: float) -> bool:
-        return self._last_attempt is None or now - self._last_attempt >= self.issuer.jwks_min_fetch_interval
+        return self._next_allowed_fetch() <= now
+
+    def _in_flight(self) -> bool:
+        return self._latest is not None and not self._latest.task.done()
 
     def _usable_until(self) -> float:
         return self._expires_at + self.issuer.jwks_grace_period
@@ -163,12 +231,12 @@ class JwksCache:
             return
         if self._keys is not None and now < self._usable_until():
             # Stale but within grace: answer now, refresh behind the request.
-            if self._inflight is None and self._may_fetch(now):
+            if not self._in_flight() and self._may_fetch(now):
                 task = asyncio.create_task(self.refresh())
                 self._nudges.add(task)
                 task.add_done_callback(self._nudges.discard)
             return
-        if self._inflight is not None or self._may_fetch(now):
+        if self._in_flight() or self._may_fetch(now):
             await self.refresh()
         if self._keys is None or self._now() >= self._usable_until():
             raise invalid_token("unavailable", f"signing keys of issuer {self.issuer.issuer!r} are unavailable")
@@ -177,21 +245,39 @@ class JwksCache:
 
     async def refresh(self) -> bool:
         """Fetch now, sharing any fetch already in flight; True when a good key set was installed."""
-        if self._inflight is None:
-            self._inflight = asyncio.create_task(self._fetch_and_install())
-            self._inflight.add_done_callback(self._clear_inflight)
-        return await asyncio.shield(self._inflight)
+        latest = self._latest
+        if latest is None or latest.task.done():
+            latest = self._start_fetch()
+        return await asyncio.shield(latest.task)
 
-    def _clear_inflight(self, task: asyncio.Task[bool]) -> None:
-        if self._inflight is task:
-            self._inflight = None
-
-    async def _fetch_and_install(self) -> bool:
+    def _start_fetch(self) -> _Fetch:
         self._last_attempt = self._now()
+        fetch = _Fetch()
+        fetch.task = asyncio.create_task(self._fetch_and_install(fetch), name=f"jwks-fetch:{self.issuer.issuer}")
+        self._latest = fetch
+        return fetch
+
+    def _fetch_at(self, at: float) -> asyncio.Task[None]:
+        """The one scheduled fetch every waiting request shares (single flight)."""
+        if self._timer is None or self._timer.done():
+            self._timer = asyncio.create_task(self._fetch_when_allowed(at), name=f"jwks-scheduled:{self.issuer.issuer}")
+        return self._timer
+
+    async def _fetch_when_allowed(self, at: float) -> None:
+        while True:
+            delay = max(at, self._next_allowed_fetch()) - self._now()
+            if delay <= 0:
+                break
+            await asyncio.sleep(delay)
+        if not self._in_flight():
+            self._start_fetch()
+
+    async def _fetch_and_install(self, fetch: _Fetch) -> bool:
+        fetch.started_at = self._now()
         self.fetch_count += 1
-        source = self.issuer.jwks_url or str(self.issuer.jwks_file)
+        source = self.issuer.jwks_url or (str(self.issuer.jwks_file) if self.issuer.jwks_file else "discovery")
         try:
-            data, max_age = await self._fetch()
+            data, max_age, source = await self._fetch()
             keys = parse_key_set(data)
         except (JwksFetchError, httpx.HTTPError, OSError, ValueError) as exc:
             self._last_ok = False
@@ -209,36 +295,33 @@ class JwksCache:
         log.info("JWKS for issuer %r: %d key(s), fresh for %.0fs", self.issuer.issuer, len(keys), max_age)
         return True
 
-    async def _fetch(self) -> tuple[Any, float]:
+    async def _fetch(self) -> tuple[Any, float, str]:
         if self.issuer.jwks_file is not None:
             raw = await asyncio.to_thread(Path(self.issuer.jwks_file).read_bytes)
-            return json.loads(raw), self.issuer.jwks_refresh_interval
-        assert self._client is not None and self.issuer.jwks_url is not None
+            return json.loads(raw), self.issuer.jwks_refresh_interval, str(self.issuer.jwks_file)
+        assert self._client is not None
+        url = self.issuer.jwks_url
+        if url is None:
+            assert self._url_source is not None
+            url = await self._url_source()
         async with self._client.stream(
             "GET",
-            self.issuer.jwks_url,
+            url,
             headers={"accept": "application/jwk-set+json, application/json"},
             timeout=self.issuer.jwks_fetch_timeout,
             follow_redirects=False,
         ) as response:
             if response.status_code != 200:
-                raise JwksFetchError(f"HTTP {response.status_code}")
+                raise JwksFetchError(f"HTTP {response.status_code} from {url}")
             body = bytearray()
             async for chunk in response.aiter_bytes():
                 body += chunk
                 if len(body) > MAX_JWKS_BYTES:
                     raise JwksFetchError(f"JWKS larger than {MAX_JWKS_BYTES} bytes")
-            return json.loads(bytes(body)), self._max_age(response.headers.get("cache-control"))
+            return json.loads(bytes(body)), self._max_age(response.headers.get("cache-control")), url
 
     def _max_age(self, cache_control: str | None) -> float:
-        low, high = self.issuer.jwks_max_age_bounds
-        if cache_control:
-            if _NO_CACHE.search(cache_control):
-                return low
-            m = _MAX_AGE.search(cache_control)
-            if m:
-                return min(max(float(m.group(1)), low), high)
-        return self.issuer.jwks_refresh_interval
+        return max_age_from(cache_control, self.issuer.jwks_max_age_bounds, self.issuer.jwks_refresh_interval)
 
     async def _refresh_loop(self) -> None:
         """Refresh ahead of expiry; after a failure, retry no faster than the minimum interval."""
@@ -251,9 +334,25 @@ class JwksCache:
             else:
                 delay = floor
             await asyncio.sleep(delay)
+            # A fetch for an unknown kid may have run meanwhile: keep to the minimum interval.
+            while (wait := self._next_allowed_fetch() - self._now()) > 0:
+                await asyncio.sleep(wait)
             try:
                 await self.refresh()
             except asyncio.CancelledError:
                 raise
             except Exception:  # never let the refresher die
                 log.exception("JWKS refresh for issuer %r crashed", self.issuer.issuer)
+
+
+def max_age_from(cache_control: str | None, bounds: tuple[float, float], default: float) -> float:
+    """Seconds a response may be reused: its max-age clamped to `bounds`; no-store/no-cache means the
+    low bound; no Cache-Control (or no max-age) means `default`."""
+    low, high = bounds
+    if cache_control:
+        if _NO_CACHE.search(cache_control):
+            return low
+        m = _MAX_AGE.search(cache_control)
+        if m:
+            return min(max(float(m.group(1)), low), high)
+    return default

@@ -1,9 +1,12 @@
 """Auth test fixtures: a real local identity provider and real signing keys.
 
-`IdpServer` is a plain `http.server` in a thread serving a JWKS (`/jwks`) and
-RFC 7662 introspection (`/introspect`, client credentials by basic auth). It
-counts hits per path, can switch its published key set and can be switched
-off (it then answers 503, like an IdP in trouble). Tokens are minted with real
+`IdpServer` is a plain `http.server` in a thread serving a JWKS (`/jwks`),
+RFC 7662 introspection (`/introspect`, client credentials by basic auth) and
+any JSON document a test publishes at a path (discovery documents). It counts
+hits per path and notes when each arrived, can switch its published key set,
+can answer slowly (`delay`, the answer being what was published when the
+request arrived) and can be switched off (it then answers 503, like an IdP in
+trouble). Tokens are minted with real
 RSA, EC and HMAC keys through joserfc, or forged byte by byte where a test
 needs a token no honest library would produce.
 """
@@ -66,7 +69,10 @@ class IdpServer:
 
     def __init__(self) -> None:
         self.hits: Counter[str] = Counter()
+        self.arrivals: dict[str, list[float]] = {}  # time.monotonic() of each request, per path
         self.up = True
+        self.delay = 0.0
+        self.documents: dict[str, tuple[Any, str | None]] = {}
         self.jwks: dict[str, Any] = {"keys": []}
         self.cache_control: str | None = None
         self.introspection: dict[str, dict[str, Any]] = {}
@@ -91,11 +97,18 @@ class IdpServer:
             def do_GET(self) -> None:
                 with idp._lock:
                     idp.hits[self.path] += 1
-                    up, jwks, cc = idp.up, idp.jwks, idp.cache_control
+                    idp.arrivals.setdefault(self.path, []).append(time.monotonic())
+                    up, jwks, cc, delay = idp.up, idp.jwks, idp.cache_control, idp.delay
+                    document = idp.documents.get(self.path)
+                if delay:
+                    time.sleep(delay)
                 if not up:
                     return self._send(503, {"error": "down"})
                 if self.path == "/jwks":
                     return self._send(200, jwks, {"cache-control": cc} if cc else None)
+                if document is not None:
+                    body, doc_cc = document
+                    return self._send(200, body, {"cache-control": doc_cc} if doc_cc else None)
                 self._send(404, {"error": "not found"})
 
             def do_POST(self) -> None:
@@ -131,6 +144,14 @@ class IdpServer:
     def publish(self, jwks: dict[str, Any]) -> None:
         with self._lock:
             self.jwks = jwks
+
+    def serve(self, path: str, body: Any, cache_control: str | None = None) -> None:
+        """Answer GET `path` with `body` as JSON (None: stop serving it, 404)."""
+        with self._lock:
+            if body is None:
+                self.documents.pop(path, None)
+            else:
+                self.documents[path] = (body, cache_control)
 
     def start(self) -> IdpServer:
         self._thread.start()
