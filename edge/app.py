@@ -56,7 +56,7 @@ class GatewayApp:
         self.docs: ApiDocs | None = None
         self.readiness: Readiness | None = None
         self._body_limit = config.compression.decompression_limit(config.transcoding.max_body_bytes)
-        self._opted_out: dict[tuple[str, str | None], bool] = {}
+        self._opted_out: dict[tuple[str, str | None, str], bool] = {}
         limit = config.overload.max_inflight
         self.shedder = LoadShedder(limit, config.overload.retry_after) if limit is not None else None
 
@@ -153,7 +153,7 @@ class GatewayApp:
                 reply = pipeline.error_reply(exc, call, record)
                 reply.headers.append(id_header)
             if reply is not None:
-                opted_out = record.grpc_method is not None and self._route_opted_out(record.grpc_method, record.route)
+                opted_out = record.grpc_method is not None and self._route_opted_out(record.grpc_method, record.route, call.http_method)
                 out = compression.compress_response(
                     config.compression, headers.get("accept-encoding"), reply.headers, reply.body, opted_out=opted_out)
                 await send_response(send, reply.status, reply.headers, out)
@@ -163,12 +163,12 @@ class GatewayApp:
             observer.finish(call, record, http_status=status, bytes_out=sent,
                             total_s=perf_counter() - started, path=path)
 
-    def _route_opted_out(self, grpc_method: str, route: str | None) -> bool:
-        """The compression opt-out of a route, looked up once per route (it reads the config's globs)."""
-        key = (grpc_method, route)
+    def _route_opted_out(self, grpc_method: str, route: str | None, http_method: str) -> bool:
+        """The compression opt-out of a route, looked up once per route (it reads the config's patterns)."""
+        key = (grpc_method, route, http_method)
         opted_out = self._opted_out.get(key)
         if opted_out is None:
-            opted_out = self.config.compression.route_opted_out(grpc_method, route)
+            opted_out = self.config.compression.route_opted_out(grpc_method, route, http_method)
             if len(self._opted_out) < 10_000:  # routes are few; a bound all the same
                 self._opted_out[key] = opted_out
         return opted_out

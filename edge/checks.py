@@ -1,17 +1,17 @@
 """What `edge check` finds beyond schema errors: files that are not there, and
-policies that name gRPC methods no backend offers (a typo there silently
-leaves a method unprotected or unlimited)."""
+`match` patterns (auth, rate limits, idempotency, compression) that match no
+route of the loaded descriptors (a typo there silently leaves a method
+unprotected or unlimited)."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Iterator
 
 from transcoding.routes import RouteTable
 
 from .config import GatewayConfig
-
-_METHOD = re.compile(r"^([A-Za-z_][\w.]*)/([A-Za-z_*][\w*]*)$")
+from .matching import Pattern, Target, patterns_of
+from .ratelimit.config import DEFAULT_EXEMPT
 
 
 def missing_files(config: GatewayConfig) -> list[str]:
@@ -43,32 +43,57 @@ def _files(config: GatewayConfig) -> Iterator[tuple[str, Path | str]]:
                 yield f"auth.issuers.{i}.jwks_file", issuer.jwks_file
 
 
-def unknown_methods(config: GatewayConfig, table: RouteTable) -> list[str]:
-    """Policy matches of the form `pkg.Service/Method` (or `pkg.Service/*`) naming nothing served."""
-    methods = {r.full_method for r in table.routes}
+def unmatched_patterns(config: GatewayConfig, table: RouteTable) -> list[str]:
+    """Every `match` pattern, in every section, that matches no route of the loaded descriptors.
+
+    A pattern that matches nothing is almost always a typo or a stale name, and it
+    fails quietly: the method stays unprotected, unlimited or compressed. Sections:
+    auth policies, rate-limit policies and `exempt` (its defaults name the gateway's
+    own endpoints and are not checked), idempotency routes (the batch endpoint
+    counts as a route there) and compression opt-outs."""
+    targets = [Target.of(route) for route in table.routes]
+    methods = {t.full_method for t in targets}
     services = {m.partition("/")[0] for m in methods}
+    batch = [Target("", "POST", config.batch.path)] if config.batch is not None else []
     problems = []
-    for where, pattern in _method_patterns(config):
-        m = _METHOD.match(pattern)
-        if m is None:
+    for where, text, extra in _patterns(config, batch):
+        pattern = Pattern(text)
+        if any(pattern.matches(t) for t in targets) or any(pattern.matches(t) for t in extra):
             continue
-        service, method = m.groups()
-        if service not in services:
-            problems.append(f"{where}: {pattern!r} names service {service}, which no backend serves")
-        elif "*" not in method and pattern not in methods:
-            problems.append(f"{where}: {pattern!r} names no method of {service}")
+        problems.append(f"{where}: {pattern.text!r} {_why_unmatched(pattern, targets, methods, services)}")
     return problems
 
 
-def _method_patterns(config: GatewayConfig) -> Iterator[tuple[str, str]]:
+def _why_unmatched(pattern: Pattern, targets: list[Target], methods: set[str], services: set[str]) -> str:
+    if pattern.kind == "method":
+        service, _, method = pattern.body.partition("/")
+        if "*" not in service and method and service not in services:
+            return f"names service {service}, which no backend serves"
+        if "*" not in pattern.body and pattern.body not in methods:
+            return f"names no method of {service}"
+    if pattern.kind == "route" and pattern.verb is not None:
+        any_verb = Pattern(pattern.body)
+        verbs = sorted({t.http_method for t in targets if any_verb.matches(t)})
+        if verbs:
+            return f"matches no route: {pattern.body} is served only for {', '.join(verbs)}"
+    return "matches no route of the loaded descriptors"
+
+
+def _patterns(config: GatewayConfig, batch: list[Target]) -> Iterator[tuple[str, str, list[Target]]]:
     if config.auth is not None:
         for i, rule in enumerate(config.auth.policies):
-            yield f"auth.policies.{i}.match", rule.match
+            for text in patterns_of(rule.match):
+                yield f"auth.policies.{i}.match", text, []
     if config.rate_limits is not None:
         for i, policy in enumerate(config.rate_limits.policies):
-            for pattern in policy.match:
-                yield f"rate_limits.policies.{i}.match", pattern
+            for text in policy.match:
+                yield f"rate_limits.policies.{i}.match", text, []
+        for text in config.rate_limits.exempt:
+            if text not in DEFAULT_EXEMPT:
+                yield "rate_limits.exempt", text, []
     if config.idempotency is not None:
         for i, route in enumerate(config.idempotency.routes):
-            for pattern in route.match:
-                yield f"idempotency.routes.{i}.match", pattern
+            for text in route.match:
+                yield f"idempotency.routes.{i}.match", text, batch
+    for text in config.compression.opt_out:
+        yield "compression.opt_out", text, []

@@ -46,7 +46,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 async def _check(config: GatewayConfig) -> list[str]:
     from .backends import BackendRegistry
-    from .checks import missing_files, unknown_methods
+    from .checks import missing_files, unmatched_patterns
 
     registry = BackendRegistry(config)
     problems: list[str] = missing_files(config)
@@ -55,8 +55,8 @@ async def _check(config: GatewayConfig) -> list[str]:
         for name, message in report.failed.items():
             problems.append(f"backend {name}: {message}")
         problems.extend(str(p) for p in report.problems)
-        if not report.failed:  # with a backend missing, its methods would all look unknown
-            problems.extend(unknown_methods(config, registry.table))
+        if not report.failed:  # with a backend missing, its routes would all look unmatched
+            problems.extend(unmatched_patterns(config, registry.table))
         print(f"{len(registry.table.routes)} routes from {sum(1 for s in registry.backends.values() if s.descriptors)} backends")
     finally:
         await registry.close()

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from transcoding import errors
 
+from .matching import Matcher, MatchList, Target
 from .units import ByteSize
 
 try:
@@ -59,7 +60,6 @@ DEFAULT_EXCLUDED = (
     "application/x-rar-compressed",
     "application/pdf",
 )
-_METHOD_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*/(\*|[A-Za-z_][A-Za-z0-9_]*)$")
 
 
 class CompressionConfig(BaseModel):
@@ -77,14 +77,13 @@ class CompressionConfig(BaseModel):
     max_decompressed_bytes: ByteSize | None = Field(
         None, gt=0, description="limit for inflated request bodies; default: transcoding.max_body_bytes"
     )
-    opt_out: list[str] = Field(
+    opt_out: MatchList = Field(
         default_factory=list,
-        description="route templates ('/v1/files/{name}') or gRPC methods ('pkg.Service/Method', 'pkg.Service/*')",
+        description="routes never compressed, as match patterns (edge/matching.py): "
+        "'/v1/files/{name}', 'GET /v1/files/*', 'pkg.Service/Method', 'pkg.Service/*'",
     )
 
-    _templates: frozenset[str] = PrivateAttr(frozenset())
-    _methods: frozenset[str] = PrivateAttr(frozenset())
-    _services: frozenset[str] = PrivateAttr(frozenset())
+    _opt_out: Matcher[bool] = PrivateAttr()
     _exact_types: frozenset[str] = PrivateAttr(frozenset())
     _major_types: frozenset[str] = PrivateAttr(frozenset())
 
@@ -106,22 +105,8 @@ class CompressionConfig(BaseModel):
             out.append(item)
         return out
 
-    @field_validator("opt_out")
-    @classmethod
-    def _opt_out(cls, value: list[str]) -> list[str]:
-        for item in value:
-            if not item.startswith("/") and not _METHOD_PATTERN.match(item):
-                raise ValueError(
-                    f"{item!r} is neither a route template (starting with '/') "
-                    "nor a gRPC method like 'pkg.Service/Method' or 'pkg.Service/*'"
-                )
-        return value
-
     def model_post_init(self, __context: Any) -> None:
-        self._templates = frozenset(i for i in self.opt_out if i.startswith("/"))
-        methods = [i for i in self.opt_out if not i.startswith("/")]
-        self._methods = frozenset(i for i in methods if not i.endswith("/*"))
-        self._services = frozenset(i[:-2] for i in methods if i.endswith("/*"))
+        self._opt_out = Matcher([(self.opt_out, True)])
         self._exact_types = frozenset(t for t in self.excluded_content_types if not t.endswith("/*"))
         self._major_types = frozenset(t[:-2] for t in self.excluded_content_types if t.endswith("/*"))
 
@@ -131,16 +116,21 @@ class CompressionConfig(BaseModel):
             return tuple(self.algorithms)
         return (BR, GZIP) if brotli_available() else (GZIP,)
 
-    def route_opted_out(self, full_method: str | None, template: str | None) -> bool:
-        """True when the route (by template) or its method (exact or `Service/*`) is opted out."""
-        if template is not None and template in self._templates:
-            return True
-        if full_method is not None:
-            if full_method in self._methods:
-                return True
-            service, _, _ = full_method.partition("/")
-            return service in self._services
-        return False
+    def route_opted_out(self, full_method: str | None, template: str | None, http_method: str | None = None) -> bool:
+        """True when an `opt_out` pattern matches the route (by method, template or verb and template).
+        Answers are kept per route: patterns are matched once, not per request."""
+        key = (full_method, template, http_method)
+        verdicts = self._opt_out_verdicts
+        verdict = verdicts.get(key)
+        if verdict is None:
+            verdict = self._opt_out.any(Target(full_method or "", (http_method or "").upper(), template or ""))
+            if len(verdicts) < 10_000:  # routes are few; a bound all the same
+                verdicts[key] = verdict
+        return verdict
+
+    @cached_property
+    def _opt_out_verdicts(self) -> dict[tuple[str | None, str | None, str | None], bool]:
+        return {}
 
     @cached_property
     def _verdicts(self) -> dict[str, bool]:

@@ -255,7 +255,7 @@ class Pipeline:
         if route.server_streaming:
             if send is not None and receive is not None:
                 compress = self.config.compression
-                opted_out = compress.route_opted_out(route.full_method, route.template)
+                opted_out = compress.route_opted_out(route.full_method, route.template, route.binding.http_method)
                 outcome = await forward_stream(
                     route, request, send, receive, timeout=timeout, metadata=metadata,
                     response_metadata=route.options.response_metadata, extra_headers=headers_out,

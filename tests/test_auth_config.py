@@ -99,7 +99,7 @@ def test_policies():
             ],
         }
     )
-    refused({"policies": [{"match": "not a match"}]}, "policy match")
+    refused({"policies": [{"match": "not a match"}]}, "match pattern")
     refused({"policies": [{"match": "a.B/*"}, {"match": "a.B/*", "auth": "none"}]}, "more than once")
     refused({"policies": [{"match": "*", "auth": "sometimes"}]}, "auth")
     refused({"policies": [{"match": "*", "issuers": ["https://unknown"]}]}, "not configured")

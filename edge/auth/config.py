@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+from ..matching import MatchSpec, patterns_of
 from ..units import parse_duration
 from pydantic import (
     BaseModel,
@@ -40,13 +41,6 @@ API_KEY_ISSUER = "edge:api-key"
 """The `issuer` of principals authenticated by an API key (usable in policy `issuers`)."""
 
 DEFAULT_IDENTITY_METADATA: dict[str, str] = {"x-user-id": "sub", "x-auth-issuer": "iss", "x-auth-scopes": "scope"}
-
-_SERVICE = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
-_MATCH = re.compile(
-    rf"^(?:\*|{_SERVICE}\.\*|{_SERVICE}/\*|{_SERVICE}/[A-Za-z_][A-Za-z0-9_]*"
-    r"|(?:GET|PUT|POST|DELETE|PATCH|HEAD|OPTIONS|\*) /\S*)$"
-)
-
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -181,21 +175,9 @@ class PolicyFields(_Model):
 
 
 class PolicyRule(PolicyFields):
-    """A policy keyed by `pkg.Service/Method`, `pkg.Service/*`, `pkg.*`, `*`, or an HTTP route `GET /v1/things/{id}`."""
+    """A policy and the routes it covers: one `match` pattern or a list (syntax: edge/matching.py)."""
 
-    match: str
-
-    @field_validator("match")
-    @classmethod
-    def _match(cls, v: str) -> str:
-        v = v.strip()
-        if " " not in v:  # gRPC form; accept the wire spelling "/pkg.Service/Method" too
-            v = v.lstrip("/")
-        if not _MATCH.match(v):
-            raise ValueError(
-                f"policy match {v!r} must be 'pkg.Service/Method', 'pkg.Service/*', 'pkg.*', '*' or 'VERB /path/{{template}}'"
-            )
-        return v
+    match: MatchSpec
 
 
 class ApiKeyEntry(_Model):
@@ -259,7 +241,7 @@ class AuthConfig(_Model):
         if len(introspecting) > 1:
             # An opaque token names no issuer: sending it to several endpoints would leak it.
             raise ValueError(f"issuers: only one issuer may use introspection, found {introspecting}")
-        matches = [p.match for p in self.policies]
+        matches = [m for p in self.policies for m in patterns_of(p.match)]
         dupes = {m for m in matches if matches.count(m) > 1}
         if dupes:
             raise ValueError(f"policies: match {sorted(dupes)} given more than once")

@@ -1,9 +1,9 @@
 """Which auth a route demands: gateway config first, backend protos may only tighten.
 
-Config policies are keyed, most specific first, by HTTP route
-(`GET /v1/things/{id}`, then `* /v1/things/{id}`), gRPC method
-(`pkg.Service/Method`), service (`pkg.Service/*`), package (`pkg.*`, longest
-prefix first) and `*`; the most specific match wins whole, and the config's
+Config policies are chosen by their `match` patterns (the syntax every section
+shares, edge/matching.py): the most specific match wins whole (an exact route
+with its verb, an exact route, an exact gRPC method, then globs by how much
+they spell out: `pkg.Service/*` before `pkg.*` before `*`), and the config's
 `default_policy` (auth required) applies when nothing matches.
 
 A backend's proto may add scopes or require auth through the
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,6 +26,7 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.descriptor_pool import DescriptorPool
 
 from edge import options_pb2
+from edge.matching import Matcher, Target, patterns_of
 
 from .config import AuthConfig, PolicyFields, PolicyRule
 
@@ -123,22 +124,6 @@ def pool_proto_lookup(pool: DescriptorPool) -> Callable[[str], ProtoPolicy | Non
     return lookup
 
 
-def _candidates(full_method_name: str, http_method: str | None, template: str | None) -> Iterable[str]:
-    if template is not None:
-        if http_method:
-            yield f"{http_method.upper()} {template}"
-        yield f"* {template}"
-    name = full_method_name.lstrip("/")
-    service, _, method = name.partition("/")
-    if method:
-        yield name
-        yield f"{service}/*"
-    parts = service.split(".")[:-1] if method else service.split(".")
-    for i in range(len(parts), 0, -1):
-        yield ".".join(parts[:i]) + ".*"
-    yield "*"
-
-
 class PolicyResolver:
     """Resolves the effective policy of each route; build one per route table."""
 
@@ -153,7 +138,7 @@ class PolicyResolver:
         if isinstance(policies, AuthConfig):
             default = default or policies.default_policy
             policies = policies.policies
-        self._rules = {rule.match: rule for rule in policies}
+        self._rules: Matcher[PolicyRule] = Matcher((patterns_of(rule.match), rule) for rule in policies)
         self._lookup = proto_options_lookup
         self._default = default or PolicyFields()
         self._warned: set[str] = set()
@@ -162,12 +147,13 @@ class PolicyResolver:
     def config_rule(
         self, full_method_name: str, http_method: str | None = None, template: str | None = None
     ) -> tuple[str, PolicyFields]:
-        """The config policy that applies (its match key, or 'default_policy')."""
-        for key in _candidates(full_method_name, http_method, template):
-            rule = self._rules.get(key)
-            if rule is not None:
-                return key, rule
-        return "default_policy", self._default
+        """The config policy that applies (the pattern that chose it, or 'default_policy')."""
+        target = Target(full_method_name.lstrip("/"), (http_method or "").upper(), template or "")
+        found = self._rules.best(target)
+        if found is None:
+            return "default_policy", self._default
+        pattern, rule = found
+        return pattern.text, rule
 
     def resolve(
         self,

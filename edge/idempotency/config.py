@@ -3,7 +3,7 @@
     idempotency:
       methods: [POST, PATCH]          # where a key is honoured by default
       retention: 24h                  # how long a final response is replayed
-      routes:                         # first match wins
+      routes:                         # the most specific match wins (edge/matching.py)
         - match: ["POST /v1/orders", "shop.v1.Orders/Create*"]
           require: true               # 400 without a key; 503 when the store is down
         - match: ["/v1/search*"]
@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..matching import MatchList
 from ..state.duration import Duration
 
 
@@ -32,7 +33,7 @@ def _methods(v: list[str]) -> list[str]:
 
 
 class IdempotencyRoute(_Model):
-    match: list[str] = Field(min_length=1, description="same globs as rate limits: 'POST /v1/x', '/v1/*', 'pkg.Svc/*'")
+    match: MatchList = Field(min_length=1, description="patterns (edge/matching.py): 'POST /v1/x', '/v1/*', 'pkg.Svc/*'")
     methods: list[str] | None = Field(None, description="HTTP methods this rule covers (default: idempotency.methods)")
     require: bool = False
     enabled: bool = True

@@ -26,10 +26,10 @@ from typing import Iterable, Mapping
 
 import orjson
 
+from ..matching import Matcher, Target
 from ..state.errors import StoreUnavailable
-from ..state.matching import RouteMatcher
 from ..state.store import ReservationState, StateStore
-from .config import IdempotencyConfig
+from .config import IdempotencyConfig, IdempotencyRoute
 from .errors import IdempotencyError, IdempotencyInFlight, IdempotencyKeyMismatch, IdempotencyKeyRequired, \
     IdempotencyUnavailable
 from .fingerprint import Headers, Query, backend_key, fingerprint, parse_key
@@ -144,13 +144,14 @@ class IdempotencyEngine:
         self.config = config
         self.store = store
         self._pattern = re.compile(config.key_pattern)
-        self._rules = [(RouteMatcher(r.match), r) for r in config.routes]
+        self._rules: Matcher[IdempotencyRoute] = Matcher((r.match, r) for r in config.routes)
         self._stored = [re.compile(fnmatch.translate(h)) for h in config.stored_headers]
         self._cache: dict[tuple[str, str, str], RouteRule] = {}
         self.counters = IdempotencyCounters()
 
     def rule_for(self, route_id: str, method: str, grpc_method: str = "") -> RouteRule:
-        """Does idempotency apply to this route and method, and is the key required?"""
+        """Does idempotency apply to this route and method, and is the key required? `route_id` is
+        "VERB /template" (or a bare template); the most specific `routes` rule decides."""
         method = method.upper()
         cache_key = (route_id, method, grpc_method)
         rule = self._cache.get(cache_key)
@@ -158,11 +159,11 @@ class IdempotencyEngine:
             return rule
         rule = RouteRule(False, False)
         if self.config.enabled:
-            for matches, r in self._rules:
-                if matches(route_id, method, grpc_method):
-                    methods = r.methods if r.methods is not None else self.config.methods
-                    rule = RouteRule(r.enabled and method in methods, r.enabled and r.require and method in methods)
-                    break
+            found = self._rules.best(Target.of_route_id(route_id, method, grpc_method))
+            if found is not None:
+                r = found[1]
+                methods = r.methods if r.methods is not None else self.config.methods
+                rule = RouteRule(r.enabled and method in methods, r.enabled and r.require and method in methods)
             else:
                 rule = RouteRule(method in self.config.methods, False)
         if len(self._cache) > 8192:

@@ -31,8 +31,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from ..matching import MatchList
 from ..state.duration import Duration, parse_rate
 
+DEFAULT_EXEMPT = ("/healthz", "/readyz", "/livez", "grpc.health.v1.Health/*")
 KeyKind = Literal["principal", "ip", "route", "service", "global"]
 Rate = Annotated[tuple[int, float], BeforeValidator(parse_rate)]
 
@@ -54,9 +56,9 @@ class RateLimitPolicy(_Model):
     window: Duration | None = Field(None, ge=0.001, le=366 * 86400)
     algorithm: Literal["gcra", "sliding_window"] = "gcra"
     key: KeyKind | list[KeyKind] = Field("principal", description="what one counter is kept for")
-    match: list[str] = Field(default_factory=lambda: ["*"], min_length=1, description=(
-        "globs: 'pkg.Service/*' or 'pkg.Service/Method' match the gRPC method, "
-        "'/v1/...' the route template, 'GET /v1/...' method and route"))
+    match: MatchList = Field(default_factory=lambda: ["*"], min_length=1, description=(
+        "patterns (edge/matching.py): 'pkg.Service/Method', 'pkg.Service/*', 'pkg.*', "
+        "'GET /v1/route/{template}', '/v1/*'; every matching policy applies"))
     vary_by_claim: ClaimTiers | None = None
     on_store_failure: Literal["degrade", "open", "closed"] = "degrade"
     local_share: float | None = Field(None, gt=0, le=1, description=(
@@ -88,8 +90,8 @@ class HybridConfig(_Model):
 class RateLimitConfig(_Model):
     enabled: bool = True
     policies: list[RateLimitPolicy] = Field(default_factory=list)
-    exempt: list[str] = Field(default_factory=lambda: ["/healthz", "/readyz", "/livez", "grpc.health.v1.Health/*"],
-                              description="routes or methods never counted (same globs as match)")
+    exempt: MatchList = Field(default_factory=lambda: list(DEFAULT_EXEMPT),
+                              description="routes or methods never counted (same patterns as match)")
     trusted_proxies: list[IPv4Network | IPv6Network] = Field(default_factory=list)
     instances: int = Field(1, ge=1, description="gateway instances sharing the limits")
     hybrid: HybridConfig = HybridConfig()

@@ -23,9 +23,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from ..matching import Matcher, Target
 from ..state.errors import StatusError, StoreUnavailable
 from ..state.keys import partition as safe_partition
-from ..state.matching import RouteMatcher
 from ..state.memory import MemoryStore
 from ..state.store import LimitCheck, LimitResult, StateStore
 from .config import RateLimitConfig, RateLimitPolicy
@@ -100,7 +100,6 @@ class _Policy:
         self.algorithm = policy.algorithm
         self.code = "g" if policy.algorithm == "gcra" else "s"
         self.kinds = policy.keys
-        self.matches = RouteMatcher(policy.match)
         self.base = (policy.limit, policy.window) if policy.limit is not None else None
         tiers = policy.vary_by_claim
         self.claim_path = tuple(tiers.claim.split(".")) if tiers else ()
@@ -185,8 +184,9 @@ class RateLimiter:
         self._clock = clock
         self._hybrid = config.hybrid.enabled and store.shared
         self._config_policies = [_Policy(p, config.instances, self._hybrid) for p in config.policies]
+        self._matcher: Matcher[_Policy] = Matcher((p.policy.match, p) for p in self._config_policies)
         self._declared: dict[str, list[_Policy]] = {}
-        self._exempt = RouteMatcher(config.exempt) if config.exempt else None
+        self._exempt = Matcher([(config.exempt, True)])
         self._selection: dict[tuple[str, str, str], list[_Policy] | None] = {}
         self._local = MemoryStore(max_rate_keys=50_000)  # degraded-mode counters
         self._leases: dict[str, _Lease] = {}
@@ -209,12 +209,11 @@ class RateLimiter:
             return self._selection[key]
         except KeyError:
             pass
-        if self._exempt is not None and (
-                (ctx.route and self._exempt(ctx.route, ctx.http_method, "")) or (full and self._exempt("", "", full))):
+        target = Target(full, ctx.http_method.upper(), ctx.route)
+        if self._exempt.any(target):
             chosen: list[_Policy] | None = None
-        else:
-            chosen = [p for p in self._config_policies if p.matches(ctx.route, ctx.http_method, full)]
-            chosen += self._declared.get(full, [])
+        else:  # every matching policy applies (edge/matching.py)
+            chosen = self._matcher.all(target) + self._declared.get(full, [])
         if len(self._selection) > 8192:
             self._selection.clear()
         self._selection[key] = chosen
