@@ -48,9 +48,22 @@ async def build_pipeline(config: GatewayConfig, registry: BackendRegistry) -> tu
     if config.idempotency is not None and config.idempotency.enabled:
         from .idempotency import IdempotencyEngine
 
-        idempotency = IdempotencyEngine(config.idempotency, store)
+        idempotency = IdempotencyEngine(config.idempotency, store, longest_lock=longest_lock(config))
+        closers.append(idempotency.close)  # closed before the store (closers run in reverse)
     pipeline = Pipeline(
         config, registry, authenticator=authenticator, policies=policies, limiter=limiter, idempotency=idempotency,
         store=store,
     )
     return pipeline, closers
+
+
+def longest_lock(config: GatewayConfig) -> float:
+    """The longest Idempotency-Key lock a request can hold under this config: the longest deadline
+    a keyed call may have (a backend's `max_timeout`, the batch's `max_timeout`) plus `lock_margin`,
+    within `max_lock_ttl`. How long a Redis restart holds keyed requests."""
+    idem = config.idempotency
+    assert idem is not None
+    deadlines = [b.max_timeout for b in config.backends]
+    if config.batch is not None:
+        deadlines.append(config.batch.max_timeout)
+    return min(max(deadlines) + idem.lock_margin, idem.max_lock_ttl)

@@ -29,7 +29,9 @@ LIB = "edgedemo.library.v1.LibraryService"
 @pytest.fixture
 def redis_gateway(demo_backend, private_redis):
     config = gateway_config(
-        [{"name": "demo", "target": demo_backend.target}],
+        # short deadlines: after Redis restarts empty, keyed requests wait out the longest lock (2 s + 1 s)
+        [{"name": "demo", "target": demo_backend.target, "timeout": "2s", "max_timeout": "2s"}],
+        batch={"max_timeout": "2s"},
         store={"backend": "redis", "redis": {"url": private_redis.url, "key_prefix": "faults", "timeout": "200ms",
                                              "breaker": {"failure_threshold": 1, "open_for": "300ms"}}},
         rate_limits={"instances": 2, "policies": [
@@ -70,7 +72,15 @@ def test_redis_killed_and_restarted(redis_gateway, demo_backend):
     assert wait_for(lambda: client.post("/v1/shelves", json={"theme": "t"}).status_code == 200)
     again = client.get("/v1/shelves/scifi")
     assert again.status_code == 200 and again.headers["ratelimit"].startswith('"reads";r=')
-    retry = client.post("/v1/shelves/scifi/books", json={"title": "After"}, headers={"idempotency-key": uuid.uuid4().hex})
+    # The gateway noticed the restart (a new run_id, no AOF): locks of calls still running may be
+    # gone, so keyed requests wait out the longest lock before they run again.
+    key = {"idempotency-key": uuid.uuid4().hex}
+    held = client.post("/v1/shelves/scifi/books", json={"title": "After"}, headers=key)
+    assert held.status_code == 503 and held.headers["retry-after"] in ("1", "2", "3"), held.headers
+    assert held.json()["details"][-1]["reason"] == "IDEMPOTENCY_STORE_RECOVERING"
+    assert wait_for(lambda: client.post("/v1/shelves/scifi/books", json={"title": "After"}, headers=key).status_code
+                    == 200, timeout=10)
+    retry = client.post("/v1/shelves/scifi/books", json={"title": "After"}, headers=key)
     assert retry.status_code == 200
     replay = client.post("/v1/shelves/scifi/books", json={"title": "After"}, headers={"idempotency-key": retry.request.headers["idempotency-key"]})
     assert replay.headers.get("idempotent-replayed") == "true" and replay.content == retry.content

@@ -63,3 +63,37 @@ def test_cluster_outage_fails_fast(redis_cluster):
         finally:
             await store.close()
     asyncio.run(body())
+
+
+def test_a_restarted_cluster_node_is_noticed(redis_cluster):
+    """Every node's run_id is read when a connection to it opens; a node that comes back (empty:
+    no AOF) under a new run_id is reported to the restart listeners, before anything runs on it."""
+    store = RedisStore(RedisConfig(url=redis_cluster[0].url, cluster=True, timeout=1.0,
+                                   breaker=BreakerConfig(failure_threshold=1, open_for=0.1)))
+    heard: list[tuple[str, bool]] = []
+    store.restart_listeners.append(lambda node, persistent: heard.append((node, persistent)))
+    victim = redis_cluster[1]
+
+    async def touch_every_node() -> None:
+        for i in range(40):  # idempotency records spread over every shard
+            await store.reserve(f"restart-{i:060x}", "fp", 30)
+
+    async def body():
+        try:
+            await touch_every_node()
+            assert heard == []
+            victim.kill()
+            victim.start()  # same port, directory and nodes.conf: it rejoins with its slots
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    await touch_every_node()
+                    break
+                except StoreUnavailable:
+                    assert time.monotonic() < deadline, "the cluster did not serve again"
+                    await asyncio.sleep(0.1)
+        finally:
+            await store.close()
+    asyncio.run(body())
+    assert heard == [(f"127.0.0.1:{victim.port}", False)]
+    assert store.restarts == 1

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..matching import MatchList
 from ..state.duration import Duration
+from ..units import ByteSize
 
 
 class _Model(BaseModel):
@@ -64,6 +65,13 @@ class IdempotencyConfig(_Model):
     on_store_failure: Literal["closed", "proceed"] = Field("closed", description=(
         "routes that do not require a key but got one: fail closed (503) or run without dedup; "
         "routes that require a key always fail closed"))
+    restart_hold: Literal["auto", "always", "never"] = Field("auto", description=(
+        "after Redis restarts (its run_id changes), answer keyed requests as if the store were down for the "
+        "longest lock a request can hold, so a retry never runs beside an attempt whose lock the restart lost; "
+        "auto: unless the restarted Redis reports AOF on (its locks survived)"))
+    max_pending_bytes: ByteSize = Field(64 << 20, ge=0, description=(
+        "final responses that could not be stored (store down) are kept and stored when it is back, "
+        "up to this many bytes per process"))
 
     @field_validator("methods")
     @classmethod

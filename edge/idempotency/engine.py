@@ -12,13 +12,27 @@ An unknown outcome is not stored as final: the client gets 503/504 and its
 retry runs again, carrying the same derived `idempotency-key` metadata so a
 backend that deduplicates on it sees one operation. The key stays bound to
 the request's fingerprint, so a different request reusing it still gets 422.
+
+Two things keep a store outage or restart from running a request twice where
+the gateway can know it would:
+
+* A final response that cannot be stored (the store is down when the backend
+  answers) is kept in memory and stored when the store is back (up to
+  `max_pending_bytes`), so the retry that comes after the lock is replayed.
+* When Redis restarts (the store reports a new run_id) and may have lost the
+  locks of requests still running (`restart_hold`), keyed requests are answered
+  as if the store were down for the longest lock a request can hold: by then
+  every request that was running has ended and stored its response (storing
+  needs no lock), so a retry is replayed instead of running beside it.
 """
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import logging
 import math
 import re
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
@@ -77,6 +91,7 @@ class RouteRule:
 class IdempotencyCounters:
     outcomes: Counter[str] = field(default_factory=Counter)  # new/replayed/conflict/mismatch/stored/...
     store_errors: int = 0
+    store_restarts: int = 0  # restarts the store reported (whether or not they started a hold)
 
 
 class Begin:
@@ -140,9 +155,19 @@ _INACTIVE = Begin(BeginState.PROCEED)
 
 
 class IdempotencyEngine:
-    def __init__(self, config: IdempotencyConfig, store: StateStore) -> None:
+    def __init__(self, config: IdempotencyConfig, store: StateStore, *, longest_lock: float | None = None) -> None:
+        """`longest_lock`: the longest lock a request can hold under the gateway's config (its longest
+        deadline plus `lock_margin`), how long a store restart holds keyed requests; default `max_lock_ttl`."""
         self.config = config
         self.store = store
+        self.longest_lock = min(longest_lock, config.max_lock_ttl) if longest_lock is not None else config.max_lock_ttl
+        self._hold_until = 0.0  # time.monotonic() before which keyed requests wait for a restarted store
+        self._pending: dict[tuple[str, str], tuple[bytes, str | None]] = {}  # responses waiting to be stored
+        self._pending_bytes = 0
+        self._storing: asyncio.Task[None] | None = None
+        listeners = getattr(store, "restart_listeners", None)
+        if listeners is not None:
+            listeners.append(self._store_restarted)
         self._pattern = re.compile(config.key_pattern)
         self._rules: Matcher[IdempotencyRoute] = Matcher((r.match, r) for r in config.routes)
         self._stored = [re.compile(fnmatch.translate(h)) for h in config.stored_headers]
@@ -199,18 +224,23 @@ class IdempotencyEngine:
             raise
         fp = fingerprint(method, path, query, body, headers, self.config.fingerprint_headers)
         bkey = backend_key(principal_id, route_id, key)
+        if self._hold_until:
+            left = self._hold_until - time.monotonic()
+            if left > 0:
+                return self._without_store(rule, method, route_id, bkey, "recovering from a restart",
+                                           retry_after=math.ceil(left))
+            self._hold_until = 0.0
         try:
             res = await self.store.reserve(bkey, fp, self.lock_ttl(deadline))
         except StoreUnavailable as e:
             self.counters.store_errors += 1
-            if rule.require or self.config.on_store_failure == "closed":
-                self.counters.outcomes["unavailable"] += 1
-                log.warning("idempotency store unavailable, refusing %s %s (fail closed): %s", method, route_id, e)
-                raise IdempotencyUnavailable() from e
-            self.counters.outcomes["unprotected"] += 1
-            log.warning("idempotency store unavailable, running %s %s without deduplication: %s", method, route_id, e)
-            return Begin(BeginState.PROCEED, backend_key=bkey)
+            return self._without_store(rule, method, route_id, bkey, str(e))
         if res.state is ReservationState.NEW:
+            if self._hold_until and self._hold_until > time.monotonic():
+                # this very call opened the connection that found the store restarted: the hold applies to it too
+                await self._release_quietly(bkey, fp, res.token)
+                return self._without_store(rule, method, route_id, bkey, "recovering from a restart",
+                                           retry_after=math.ceil(self._hold_until - time.monotonic()))
             self.counters.outcomes["new"] += 1
             return Begin(BeginState.PROCEED, backend_key=bkey, active=True, engine=self, fp=fp, token=res.token)
         if res.state is ReservationState.COMPLETED and res.record is not None:
@@ -223,6 +253,41 @@ class IdempotencyEngine:
         self.counters.outcomes["mismatch"] += 1
         return Begin(BeginState.MISMATCH, backend_key=bkey, engine=self)
 
+    def _without_store(self, rule: RouteRule, method: str, route_id: str, bkey: str, why: str,
+                       retry_after: int | None = None) -> Begin:
+        """The store cannot vouch for this key: refuse (fail closed), or run without deduplication."""
+        recovering = retry_after is not None
+        if rule.require or self.config.on_store_failure == "closed":
+            self.counters.outcomes["unavailable"] += 1
+            log.warning("idempotency store %s, refusing %s %s (fail closed)",
+                        why if recovering else f"unavailable ({why})", method, route_id)
+            raise IdempotencyUnavailable(retry_after or 1, recovering=recovering)
+        self.counters.outcomes["unprotected"] += 1
+        log.warning("idempotency store %s, running %s %s without deduplication",
+                    why if recovering else f"unavailable ({why})", method, route_id)
+        return Begin(BeginState.PROCEED, backend_key=bkey)
+
+    async def _release_quietly(self, bkey: str, fp: str, token: str | None) -> None:
+        try:
+            await self.store.release(bkey, fp, token, None)
+        except StoreUnavailable:
+            pass  # the lock expires on its own
+
+    def _store_restarted(self, node: str, persistent: bool) -> None:
+        """The store reports that `node` restarted; `persistent`: it reloaded its data from an AOF."""
+        self.counters.store_restarts += 1
+        mode = self.config.restart_hold
+        if mode == "never" or (mode == "auto" and persistent):
+            log.warning("idempotency store %s restarted%s; no hold (restart_hold: %s)", node,
+                        " with AOF on" if persistent else "", mode)
+            return
+        self._hold_until = max(self._hold_until, time.monotonic() + self.longest_lock)
+        self.counters.outcomes["restart_hold"] += 1
+        log.warning("idempotency store %s restarted%s: the locks of requests still running may be lost; keyed "
+                    "requests are refused (or run unprotected where on_store_failure: proceed) for %.1fs, the "
+                    "longest lock a request can hold", node, " (AOF on)" if persistent else " without AOF",
+                    self.longest_lock)
+
     def _keep_headers(self, headers: Iterable[tuple[str, str]] | Mapping[str, str]) -> list[tuple[str, str]]:
         items = headers.items() if isinstance(headers, Mapping) else headers
         return [(k, v) for k, v in items if any(p.match(k.lower()) for p in self._stored)]
@@ -234,16 +299,75 @@ class IdempotencyEngine:
             self.counters.outcomes["stored_outcome_only"] += 1
         else:
             record = StoredResponse(response.status, kept, response.body)
+        encoded = encode_record(record)
         try:
-            stored = await self.store.complete(bkey, fp, encode_record(record), self.config.retention, token)
+            stored = await self.store.complete(bkey, fp, encoded, self.config.retention, token)
         except StoreUnavailable as e:
             self.counters.store_errors += 1
             self.counters.outcomes["store_failed"] += 1
-            log.error("could not store the response for idempotency key %s: %s; its lock expires on its own and "
-                      "a retry then runs again (the backend sees the same idempotency-key)", bkey[:16], e)
+            self._store_later(bkey, fp, encoded, token, str(e))
             return False
         self.counters.outcomes["stored" if stored else "not_stored"] += 1
         return stored
+
+    def _store_later(self, bkey: str, fp: str, encoded: bytes, token: str | None, why: str) -> None:
+        """Keep a final response the store could not take, and store it when the store is back."""
+        if self._pending_bytes + len(encoded) > self.config.max_pending_bytes:
+            self.counters.outcomes["store_dropped"] += 1
+            log.error("could not store the response for idempotency key %s (%s) and max_pending_bytes is reached: "
+                      "after its lock expires a retry runs again (the backend sees the same idempotency-key)",
+                      bkey[:16], why)
+            return
+        old = self._pending.get((bkey, fp))
+        self._pending_bytes += len(encoded) - (len(old[0]) if old else 0)
+        self._pending[(bkey, fp)] = (encoded, token)
+        log.error("could not store the response for idempotency key %s (%s); kept, and stored when the store is "
+                  "back (%d waiting)", bkey[:16], why, len(self._pending))
+        if self._storing is None or self._storing.done():
+            self._storing = asyncio.ensure_future(self._store_pending())
+
+    async def _store_pending(self) -> None:
+        """Store the kept responses, retrying with backoff while the store stays down. Storing
+        needs no lock: a final response of the same request is a true answer whenever it lands
+        (one that finds the key already completed is dropped)."""
+        delay = 0.05
+        while self._pending:
+            await asyncio.sleep(delay)
+            for (bkey, fp), (encoded, token) in list(self._pending.items()):
+                try:
+                    stored = await self.store.complete(bkey, fp, encoded, self.config.retention, token)
+                except StoreUnavailable:
+                    delay = min(delay * 2, 1.0)
+                    break
+                self._pending.pop((bkey, fp), None)
+                self._pending_bytes -= len(encoded)
+                self.counters.outcomes["stored_late" if stored else "not_stored"] += 1
+                log.warning("stored the kept response for idempotency key %s%s", bkey[:16],
+                            "" if stored else " (not needed: the key was already completed or reused)")
+            else:
+                delay = 0.05
+
+    @property
+    def pending(self) -> int:
+        """Final responses waiting for the store to come back."""
+        return len(self._pending)
+
+    async def close(self) -> None:
+        """Stop retrying; one last attempt for responses still waiting (logged if it fails)."""
+        if self._storing is not None:
+            self._storing.cancel()
+            await asyncio.gather(self._storing, return_exceptions=True)
+            self._storing = None
+        for (bkey, fp), (encoded, token) in list(self._pending.items()):
+            try:
+                await self.store.complete(bkey, fp, encoded, self.config.retention, token)
+                self.counters.outcomes["stored_late"] += 1
+            except StoreUnavailable as e:
+                self.counters.outcomes["store_dropped"] += 1
+                log.error("shutting down with the response for idempotency key %s not stored (%s): after its lock "
+                          "expires a retry runs again", bkey[:16], e)
+        self._pending.clear()
+        self._pending_bytes = 0
 
     async def _abandon(self, bkey: str, fp: str, token: str | None, proven_not_sent: bool) -> bool:
         try:

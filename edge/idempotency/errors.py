@@ -59,7 +59,14 @@ class IdempotencyUnavailable(IdempotencyError):
     http_status = 503
     grpc_code = code_pb2.UNAVAILABLE
 
-    def __init__(self, retry_after: int = 1) -> None:
-        super().__init__("idempotency store unavailable; the request was not run (it would risk running twice)",
-                         headers={"Retry-After": str(retry_after)},
-                         details=[_retry(retry_after), _info("IDEMPOTENCY_STORE_UNAVAILABLE")])
+    def __init__(self, retry_after: int = 1, *, recovering: bool = False) -> None:
+        if recovering:
+            message = ("the idempotency store restarted and may have lost the keys of requests still running; "
+                       f"keyed requests wait until those have ended; the request was not run (retry in {retry_after}s)")
+            reason = "IDEMPOTENCY_STORE_RECOVERING"
+        else:
+            message = "idempotency store unavailable; the request was not run (it would risk running twice)"
+            reason = "IDEMPOTENCY_STORE_UNAVAILABLE"
+        super().__init__(message, headers={"Retry-After": str(retry_after)},
+                         details=[_retry(retry_after), _info(reason)])
+        self.retry_after = retry_after

@@ -8,19 +8,25 @@ See `keys.py` and docs/state.md for the key schema; every key has a TTL.
 Calls go through a circuit breaker with a short timeout and no retries: a
 failed call raises `StoreUnavailable` and the engine applies its failure
 mode at once; while the breaker is open calls fail without touching the network.
+
+Every new connection asks the server for its `run_id` (one INFO, only when a
+connection is opened). A different run_id at an address seen before means
+that Redis restarted (or another server took over the address): whatever it
+did not persist is gone, in-flight idempotency locks included. Listeners in
+`restart_listeners` hear of it before any command runs on the new server.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 from importlib import resources
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from ..unique import unique_hex
 from . import algorithms
@@ -41,6 +47,16 @@ def _lua(name: str) -> str:
     return resources.files(__package__).joinpath("lua").joinpath(f"{name}.lua").read_text()
 
 
+def _info_fields(info: Any) -> dict[str, str]:
+    text = info.decode("utf-8", "replace") if isinstance(info, (bytes, bytearray)) else str(info)
+    fields = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and not name.startswith("#"):
+            fields[name.strip()] = value.strip()
+    return fields
+
+
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000 + 0.999))
 
@@ -54,6 +70,9 @@ class RedisStore:
         self.prefix = config.key_prefix
         self.rl_tag = config.rate_limit_hash_tag
         self.stats = StoreStats()
+        self.restart_listeners: list[Callable[[str, bool], None]] = []  # (node, reloaded from an AOF)
+        self.restarts = 0
+        self._run_ids: dict[str, str] = {}
         self.breaker = CircuitBreaker(f"redis {config.url}", failure_threshold=config.breaker.failure_threshold,
                                       open_seconds=config.breaker.open_for)
         self.client = client if client is not None else self._connect(config)
@@ -61,15 +80,56 @@ class RedisStore:
         # an operation may also wait for a pool connection: bound the whole call, not only the socket
         self._deadline = config.timeout * 2 + 0.05
 
-    @staticmethod
-    def _connect(config: RedisConfig) -> Any:
+    def _connect(self, config: RedisConfig) -> Any:
         common: dict[str, Any] = dict(
             socket_timeout=config.timeout, socket_connect_timeout=config.timeout,
             retry=Retry(NoBackoff(), 0), decode_responses=False,
         )
         if config.cluster:
-            return RedisCluster.from_url(config.url, max_connections=config.max_connections, **common)
-        return aioredis.Redis.from_url(config.url, max_connections=config.max_connections, **common)
+            cluster = RedisCluster.from_url(config.url, max_connections=config.max_connections, **common)
+            self._hook_cluster_connections(cluster)
+            return cluster
+        return aioredis.Redis.from_url(config.url, max_connections=config.max_connections,
+                                       redis_connect_func=self._on_connect, **common)
+
+    def _hook_cluster_connections(self, cluster: Any) -> None:
+        """RedisCluster takes no connect hook; it passes its nodes' connection settings on from
+        `nodes_manager.connection_kwargs` (startup nodes hold a copy), as redis-py itself does for
+        its own per-connection handlers."""
+        manager = getattr(cluster, "nodes_manager", None)
+        shared = getattr(manager, "connection_kwargs", None)
+        if not isinstance(shared, dict):
+            log.warning("this redis-py cluster client has no nodes_manager.connection_kwargs: restarts of "
+                        "cluster nodes will not be detected")
+            return
+        shared["redis_connect_func"] = self._on_connect
+        for node in getattr(manager, "startup_nodes", {}).values():
+            node.connection_kwargs["redis_connect_func"] = self._on_connect
+
+    async def _on_connect(self, connection: Any) -> None:
+        """A new connection: the usual handshake, then which server answered (its run_id)."""
+        await connection.on_connect()
+        try:
+            await connection.send_command("INFO")
+            info = await connection.read_response()
+        except ResponseError as e:  # INFO refused (an ACL): restarts go unnoticed, nothing else changes
+            log.debug("INFO refused on a new redis connection (%s); restarts will not be detected", e)
+            return
+        fields = _info_fields(info)
+        run_id = fields.get("run_id")
+        if not run_id:
+            return
+        node = getattr(connection, "path", None) or f"{connection.host}:{connection.port}"
+        previous = self._run_ids.get(node)
+        self._run_ids[node] = run_id
+        if previous is None or previous == run_id:
+            return
+        self.restarts += 1
+        persistent = fields.get("aof_enabled") == "1"
+        log.warning("redis %s restarted (run_id %s -> %s, AOF %s)", node, previous[:8], run_id[:8],
+                    "on" if persistent else "off: everything it held is gone")
+        for listener in self.restart_listeners:
+            listener(node, persistent)
 
     async def start(self) -> None:
         """Load the scripts now so the first requests need no NOSCRIPT round trip.

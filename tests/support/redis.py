@@ -6,7 +6,8 @@
   (with CI=true a missing Redis is a failure, not a skip).
 * `redis_prefix`: a unique key prefix per test; only keys under it are deleted.
 * `private_redis`: a `RedisServer` of the test's own on a spare port, that the
-  test may kill, pause (SIGSTOP: a hung Redis) and restart on the same port.
+  test may kill, pause (SIGSTOP: a hung Redis) and restart on the same port;
+  `start_private_redis(*args)` starts more, with extra arguments (AOF on...).
 * `redis_cluster`: three private cluster-mode nodes forming one Redis Cluster.
 * `state_store`: an `edge.state` store, parametrized over memory and Redis.
 """
@@ -200,6 +201,25 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def start_private_redis(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+    """Start private redis-servers with extra arguments, e.g. `start_private_redis("--appendonly", "yes")`
+    (later arguments win over the defaults); each on its own port and directory, all stopped at the end."""
+    binary = _private_binary_or_skip()
+    servers: list[RedisServer] = []
+
+    def start(*extra: str) -> RedisServer:
+        server = RedisServer(binary, tmp_path / f"redis-{len(servers)}", extra=list(extra))
+        servers.append(server)
+        return server.start()
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()
 
 
 @pytest.fixture
