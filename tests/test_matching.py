@@ -24,7 +24,7 @@ from edge.matching import Matcher, Pattern, Target, normalize
 from edge.ratelimit import RateLimitConfig, RateLimitContext, RateLimiter
 from edge.state.memory import MemoryStore
 from transcoding.descriptors import load_from_file
-from transcoding.routes import BackendSource, CodecOptions, RouteTable
+from transcoding.routes import BackendSource, RouteTable
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_SET = ROOT / "protos" / "edgedemo" / "descriptors.binpb"
@@ -344,7 +344,7 @@ def test_compression_opt_out_in_the_same_syntax() -> None:
 def demo_table() -> RouteTable:
     async def build() -> RouteTable:
         channel = grpc.aio.insecure_channel("127.0.0.1:1")  # never called: a table needs a channel, not a backend
-        table, problems = RouteTable.build([BackendSource("demo", load_from_file(DEMO_SET), channel)], CodecOptions())
+        table, problems = RouteTable.build([BackendSource("demo", load_from_file(DEMO_SET), channel)])
         assert problems == []
         await channel.close()
         return table
