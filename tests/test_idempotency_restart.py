@@ -36,7 +36,7 @@ TIMEOUT = 4.0       # the backend's timeout and max_timeout: the longest deadlin
 LOCK_MARGIN = 0.5   # so the longest lock, and the restart hold, is 4.5 s
 FINISHED = 6        # keys whose call finished before Redis went down
 RUNNING = 3         # keys whose call is running at the backend when Redis goes down
-RUNNING_DELAY_MS = 2500
+RUNNING_DELAY_MS = 3000  # below the 4 s deadline; the window in which a retry could run beside them
 
 
 def _stack(redis_url: str, **idempotency):
