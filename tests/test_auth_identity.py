@@ -122,6 +122,57 @@ def test_token_forwarded_only_where_policy_asks(idp, auth_keys):
     assert all(k != "authorization" for k, _ in auth.backend_metadata(outcome, headers, EffectivePolicy()))
 
 
+# (issuer forward_token, route policy forward_token, credential) -> is Authorization forwarded?
+FORWARD_TABLE = [
+    (False, None, "jwt", False),  # the default: never
+    (True, None, "jwt", True),  # the issuer forwards, the route does not say
+    (True, False, "jwt", False),  # the route says no: it wins
+    (False, True, "jwt", True),  # the route says yes: it wins
+    (True, True, "jwt", True),
+    (True, None, "other_issuer", False),  # only tokens of the forwarding issuer
+    (False, True, "api_key", False),  # an API key is never passed on, whatever the route says
+    (True, None, "api_key", False),
+]
+OTHER_ISSUER = "https://other-idp.edge.test"
+
+
+@pytest.mark.parametrize(("issuer_forwards", "route_forwards", "credential", "forwarded"), FORWARD_TABLE)
+def test_authorization_forwarding_per_issuer_and_route(idp, auth_keys, issuer_forwards, route_forwards, credential, forwarded):
+    config = {
+        "issuers": [
+            issuer_config(idp, forward_token=issuer_forwards),
+            issuer_config(idp, issuer=OTHER_ISSUER),
+        ],
+        **API_KEYS,
+    }
+    headers = {
+        "jwt": bearer(mint(auth_keys.rsa)),
+        "other_issuer": bearer(mint(auth_keys.rsa, iss=OTHER_ISSUER)),
+        "api_key": {"x-api-key": BILLING_KEY},
+    }[credential] | {"x-user-id": "mallory"}
+    outcome, auth = authenticate(config, headers)
+    policy = EffectivePolicy(forward_token=route_forwards)
+    metadata = auth.backend_metadata(outcome, headers, policy)
+    sent = [v for k, v in metadata if k == "authorization"]
+    assert sent == ([headers["authorization"]] if forwarded else [])
+    # Identity comes from the credential only, never from the client's own header, forwarded or not.
+    assert [v for k, v in metadata if k == "x-user-id"] == [outcome.principal.subject]
+    assert "mallory" not in {v for _, v in metadata}
+
+
+def test_policy_forward_token_defaults_to_the_issuer():
+    from edge.auth import PolicyFields, PolicyResolver
+
+    resolver = PolicyResolver(AuthConfig.model_validate({"policies": [
+        {"match": "pkg.S/Forward", "forward_token": True},
+        {"match": "pkg.S/Keep", "forward_token": False},
+    ]}))
+    assert resolver.resolve("pkg.S/Forward").forward_token is True
+    assert resolver.resolve("pkg.S/Keep").forward_token is False
+    assert resolver.resolve("pkg.S/Other").forward_token is None
+    assert PolicyFields().forward_token is None
+
+
 def test_authorize_a_principal_authenticated_earlier(idp, auth_keys):
     outcome, auth = authenticate({"issuers": [issuer_config(idp)]}, bearer(mint(auth_keys.rsa)))
     principal = outcome.principal

@@ -108,3 +108,27 @@ def test_key_rotated_right_after_start_is_accepted_end_to_end(demo_backend, idp,
         hits = idp.hits["/jwks"]
         assert client.get("/v1/shelves/scifi", headers=forged).status_code == 401
         assert idp.hits["/jwks"] == hits <= 3
+
+
+def test_issuer_forward_token_passes_the_validated_header_on(demo_backend, idp, auth_keys):
+    """Issue 12 item 16: per issuer (like Envoy jwt_authn `forward`), overridable per route."""
+    config = gateway_config(
+        [{"name": "demo", "target": demo_backend.target}],
+        transcoding={"forward_headers": ["x-user-id"]},
+        auth={
+            "issuers": [issuer_config(idp, forward_token=True)],
+            "policies": [{"match": "edgedemo.users.v1.UserService/*", "forward_token": False}],
+        },
+        access_log={"enabled": False},
+    )
+    token = mint(auth_keys.rsa, sub="alice")
+    with running_gateway(config) as gw, httpx.Client(base_url=gw.url, timeout=10) as client:
+        spoofed = {**bearer(token), "x-user-id": "mallory"}
+        assert client.get("/v1/shelves/scifi", headers=spoofed).status_code == 200
+        record = demo_backend.recorder.last("GetShelf")
+        assert record.headers("authorization") == [f"Bearer {token}"]
+        assert record.headers("x-user-id") == ["alice"]  # never the client's own claim of it
+        assert client.get("/v1/users/ada", headers=spoofed).status_code == 200
+        record = demo_backend.recorder.last("GetUser")
+        assert record.header("authorization") is None  # the route policy says no
+        assert record.headers("x-user-id") == ["alice"]

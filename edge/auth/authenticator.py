@@ -88,6 +88,8 @@ class Authenticator:
         self.stripped_header_names: frozenset[str] = frozenset(config.identity_metadata)
         #: Headers that carry credentials: forwarded only via backend_metadata().
         self.credential_header_names: frozenset[str] = frozenset({"authorization", config.api_key_header})
+        #: Issuers whose validated tokens are passed on to backends unless a route policy says otherwise.
+        self._forwarding_issuers = frozenset(i.issuer for i in config.issuers if i.forward_token)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -236,11 +238,16 @@ class Authenticator:
     def backend_metadata(
         self, outcome: AuthOutcome, headers: Mapping[str, str], policy: EffectivePolicy
     ) -> list[tuple[str, str]]:
-        """Identity metadata, plus the caller's Authorization header where the policy forwards tokens."""
-        if outcome.principal is None:
+        """Identity metadata, plus the caller's validated Authorization header where tokens are
+        forwarded: as the route policy says, else as the token's issuer says (`forward_token`)."""
+        principal = outcome.principal
+        if principal is None:
             return []
-        out = self.identity_metadata(outcome.principal)
-        if policy.forward_token and outcome.principal.via in ("jwt", "introspection"):
+        out = self.identity_metadata(principal)
+        forward = policy.forward_token
+        if forward is None:
+            forward = principal.issuer in self._forwarding_issuers
+        if forward and principal.via in ("jwt", "introspection"):
             bearer = next((v for k, v in headers.items() if k.lower() == "authorization"), None)
             if bearer is not None:
                 out.append(("authorization", bearer.strip()))

@@ -110,6 +110,9 @@ class IssuerConfig(_Model):
     )
     jwks_fetch_timeout: Seconds = 5.0
     introspection: IntrospectionConfig | None = None
+    forward_token: bool = Field(
+        False, description="pass this issuer's validated Authorization header on to backends (a route policy may override)"
+    )
 
     @field_validator("jwks_url")
     @classmethod
@@ -170,7 +173,9 @@ class PolicyFields(_Model):
     scopes_all_of: list[str] = Field(default_factory=list)
     scopes_any_of: list[str] = Field(default_factory=list)
     issuers: list[str] = Field(default_factory=list, description="empty: any configured issuer (and API keys)")
-    forward_token: bool = Field(False, description="pass the caller's bearer token on to the backend")
+    forward_token: bool | None = Field(
+        None, description="pass the caller's bearer token on to the backend; unset: as the token's issuer says"
+    )
     allow_proto_none: bool = Field(False, description="let a proto option relax auth to optional/none here")
 
 

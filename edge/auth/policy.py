@@ -51,7 +51,7 @@ class EffectivePolicy:
     scopes_all_of: frozenset[str] = frozenset()
     scopes_any_of: tuple[frozenset[str], ...] = ()
     issuers: frozenset[str] = frozenset()
-    forward_token: bool = False
+    forward_token: bool | None = None  # None: as the token's issuer says (issuers[].forward_token)
     source: str = "default"
 
     @classmethod
