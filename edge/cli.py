@@ -60,6 +60,32 @@ async def _check(config: GatewayConfig) -> list[str]:
         print(f"{len(registry.table.routes)} routes from {sum(1 for s in registry.backends.values() if s.descriptors)} backends")
     finally:
         await registry.close()
+    problems.extend(await _check_discovery(config))
+    return problems
+
+
+async def _check_discovery(config: GatewayConfig) -> list[str]:
+    """Issuers using discovery: does their metadata document name them exactly and point at keys?
+    A discovery server that cannot be reached is a warning: the check may run offline."""
+    if config.auth is None or not any(i.discovery for i in config.auth.issuers):
+        return []
+    import httpx
+
+    from .auth.discovery import check_discovery
+
+    logging.getLogger("edge.auth.discovery").setLevel(logging.CRITICAL)  # reported below, once
+    problems = []
+    async with httpx.AsyncClient(follow_redirects=False) as client:
+        for n, issuer in enumerate(config.auth.issuers):
+            if issuer.discovery:
+                found = await check_discovery(issuer, client)
+                if found is None:
+                    continue
+                message, is_problem = found
+                if is_problem:
+                    problems.append(f"auth.issuers.{n}: {message}")
+                else:
+                    print(f"warning: auth.issuers.{n}: {message}", file=sys.stderr)
     return problems
 
 

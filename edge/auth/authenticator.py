@@ -9,6 +9,7 @@ Tokens are never logged; a short SHA-256 fingerprint stands in for them.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -21,6 +22,7 @@ import httpx
 from .apikeys import ApiKeyStore
 from .cache import ExpiringLru, token_digest
 from .config import AuthConfig
+from .discovery import IssuerDiscovery
 from .errors import AuthError, invalid_token
 from .introspection import Introspector
 from .jwt_validation import JwtValidator
@@ -73,12 +75,24 @@ class Authenticator:
         self.config = config
         self._clock = clock
         self._own_client = http_client is None
-        needs_http = any(i.jwks_url or i.introspection for i in config.issuers)
+        needs_http = any(i.jwks_url or i.introspection or i.discovery for i in config.issuers)
         self._client = http_client or (httpx.AsyncClient(follow_redirects=False) if needs_http else None)
-        self.jwt = JwtValidator(config.issuers, self._client, clock=clock, monotonic=monotonic)
+        #: Issuer metadata read by discovery, per issuer (shared by its JWKS cache and introspector).
+        self.discovery: dict[str, IssuerDiscovery] = {
+            i.issuer: IssuerDiscovery(i, self._client, monotonic=monotonic)
+            for i in config.issuers
+            if i.discovery and self._client is not None
+        }
+        self.jwt = JwtValidator(config.issuers, self._client, clock=clock, monotonic=monotonic, discovery=self.discovery)
         introspecting = next((i for i in config.issuers if i.introspection), None)
         self.introspector = (
-            Introspector(introspecting, self._client, clock=clock, max_entries=config.cache_max_entries)
+            Introspector(
+                introspecting,
+                self._client,
+                clock=clock,
+                max_entries=config.cache_max_entries,
+                discovery=self.discovery.get(introspecting.issuer),
+            )
             if introspecting is not None and self._client is not None
             else None
         )
@@ -94,11 +108,15 @@ class Authenticator:
     # -- lifecycle ---------------------------------------------------------
 
     async def start(self) -> None:
-        """Warm the key caches (an unreachable JWKS is logged; its tokens fail until it answers)."""
-        await self.jwt.start()
+        """Warm the key caches (an unreachable JWKS or discovery document is logged; its tokens
+        fail as `unavailable` until it answers)."""
+        introspection_only = [d for name, d in self.discovery.items() if not self.jwt.issuers.get(name)]
+        await asyncio.gather(self.jwt.start(), *(d.refresh() for d in introspection_only))
 
     async def close(self) -> None:
         await self.jwt.close()
+        for discovery in self.discovery.values():
+            await discovery.close()
         if self._own_client and self._client is not None:
             await self._client.aclose()
 

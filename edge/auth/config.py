@@ -46,7 +46,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _check_endpoint_url(url: str, what: str) -> str:
+def check_endpoint_url(url: str, what: str) -> str:
     """https only; plain http is accepted for loopback hosts (local IdPs, tests)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -65,7 +65,7 @@ def _check_endpoint_url(url: str, what: str) -> str:
 class IntrospectionConfig(_Model):
     """RFC 7662 token introspection for an issuer that hands out opaque tokens."""
 
-    url: str
+    url: str | None = Field(None, description="omit to take introspection_endpoint from the issuer's discovery document")
     client_id: Annotated[str, Field(min_length=1)]
     client_secret: SecretStr
     cache_ttl: Seconds = Field(60.0, description="upper bound; never beyond the token's exp")
@@ -73,8 +73,8 @@ class IntrospectionConfig(_Model):
 
     @field_validator("url")
     @classmethod
-    def _url(cls, v: str) -> str:
-        return _check_endpoint_url(v, "introspection.url")
+    def _url(cls, v: str | None) -> str | None:
+        return None if v is None else check_endpoint_url(v, "introspection.url")
 
     @field_validator("client_secret")
     @classmethod
@@ -92,6 +92,11 @@ class IssuerConfig(_Model):
     algorithms: list[str] = Field(default_factory=list, description="explicit; never 'none'; HMAC and asymmetric never mixed")
     jwks_url: str | None = None
     jwks_file: Path | None = None
+    discovery: bool = Field(
+        False, description="read jwks_uri (and introspection_endpoint) from the issuer's OIDC / RFC 8414 metadata"
+    )
+    discovery_refresh_interval: Seconds = Field(3600.0, description="when the metadata has no Cache-Control max-age")
+    discovery_max_age_bounds: tuple[Seconds, Seconds] = Field((60.0, 86400.0), description="clamp for its max-age")
     shared_secret: SecretStr | None = Field(None, description="HMAC key, for HS* algorithms only")
     leeway: Annotated[int, Field(ge=0, le=300)] = 30
     required_claims: list[str] = Field(default_factory=lambda: ["sub"], description="besides exp, iss and aud, always required")
@@ -117,7 +122,7 @@ class IssuerConfig(_Model):
     @field_validator("jwks_url")
     @classmethod
     def _jwks_url(cls, v: str | None) -> str | None:
-        return None if v is None else _check_endpoint_url(v, "jwks_url")
+        return None if v is None else check_endpoint_url(v, "jwks_url")
 
     @field_validator("algorithms")
     @classmethod
@@ -137,14 +142,41 @@ class IssuerConfig(_Model):
     def is_hmac(self) -> bool:
         return bool(set(self.algorithms) & HMAC_ALGORITHMS)
 
+    @property
+    def needs_discovered_jwks(self) -> bool:
+        return self.discovery and bool(self.algorithms) and not self.is_hmac and not (self.jwks_url or self.jwks_file)
+
+    @property
+    def needs_discovered_introspection(self) -> bool:
+        return self.discovery and self.introspection is not None and self.introspection.url is None
+
+    def _check_discovery(self, name: str) -> None:
+        if self.introspection is not None and self.introspection.url is None and not self.discovery:
+            raise ValueError(f"{name}: introspection needs a url, or discovery: true to read introspection_endpoint")
+        if not self.discovery:
+            return
+        check_endpoint_url(self.issuer, f"{name}: with discovery, the issuer")
+        parts = urlsplit(self.issuer)
+        if parts.query or parts.fragment:
+            raise ValueError(f"{name}: an issuer used for discovery has no query or fragment (RFC 8414 section 2)")
+        if not (self.needs_discovered_jwks or self.needs_discovered_introspection):
+            raise ValueError(
+                f"{name}: discovery is on but there is nothing to discover (keys and introspection are configured explicitly)"
+            )
+        lo, hi = self.discovery_max_age_bounds
+        if lo > hi:
+            raise ValueError(f"{name}: discovery_max_age_bounds must be (low, high)")
+
     @model_validator(mode="after")
     def _key_source(self) -> IssuerConfig:
         name = f"issuer {self.issuer!r}"
+        self._check_discovery(name)
         if not self.algorithms:
             if self.introspection is None:
                 raise ValueError(f"{name}: algorithms is empty; list the JWT algorithms it signs with, or configure introspection")
             if self.jwks_url or self.jwks_file or self.shared_secret:
                 raise ValueError(f"{name}: a key source is configured but algorithms is empty")
+            # (discovery then only finds the introspection endpoint)
             return self
         if self.is_hmac:
             secret = self.shared_secret.get_secret_value().encode() if self.shared_secret else b""
@@ -158,8 +190,14 @@ class IssuerConfig(_Model):
         else:
             if self.shared_secret is not None:
                 raise ValueError(f"{name}: shared_secret is only for HMAC (HS*) algorithms")
-            if (self.jwks_url is None) == (self.jwks_file is None):
-                raise ValueError(f"{name}: asymmetric algorithms need exactly one of jwks_url or jwks_file")
+            given = [k for k in ("jwks_url", "jwks_file") if getattr(self, k) is not None]
+            if len(given) > 1:
+                raise ValueError(f"{name}: asymmetric algorithms need exactly one of jwks_url or jwks_file, not both")
+            if not given and not self.discovery:
+                raise ValueError(
+                    f"{name}: asymmetric algorithms need exactly one of jwks_url or jwks_file, or discovery: true "
+                    "(jwks_uri from <issuer>/.well-known/openid-configuration or RFC 8414 metadata)"
+                )
         lo, hi = self.jwks_max_age_bounds
         if lo > hi:
             raise ValueError(f"{name}: jwks_max_age_bounds must be (low, high)")

@@ -18,6 +18,7 @@ import httpx
 
 from .cache import ExpiringLru, token_digest
 from .config import IssuerConfig
+from .discovery import DiscoveryError, IssuerDiscovery
 from .errors import invalid_token
 from .principal import Principal, make_principal
 
@@ -53,9 +54,13 @@ class Introspector:
         *,
         clock: Callable[[], float] = time.time,
         max_entries: int = 10000,
+        discovery: IssuerDiscovery | None = None,
     ) -> None:
         if issuer.introspection is None:
             raise ValueError(f"issuer {issuer.issuer!r} has no introspection config")
+        if issuer.introspection.url is None and discovery is None:
+            raise ValueError(f"issuer {issuer.issuer!r}: introspection has no url and no discovery")
+        self._discovery = discovery
         self.issuer = issuer
         self.settings = issuer.introspection
         self._client = client
@@ -91,12 +96,23 @@ class Introspector:
             raise invalid_token("not_yet_valid", "token is not valid yet")
         return principal
 
+    async def _endpoint(self) -> str:
+        if self.settings.url is not None:
+            return self.settings.url
+        assert self._discovery is not None
+        try:
+            return await self._discovery.introspection_endpoint()
+        except DiscoveryError as exc:
+            log.warning("introspection endpoint of issuer %r unknown: %s", self.issuer.issuer, exc)
+            raise invalid_token("unavailable", "token could not be verified: introspection endpoint unknown") from None
+
     async def _call(self, token: str, digest: str) -> Principal | _Inactive:
+        url = await self._endpoint()
         self.calls += 1
         try:
             async with self._client.stream(
                 "POST",
-                self.settings.url,
+                url,
                 data={"token": token, "token_type_hint": "access_token"},
                 headers={"authorization": self._authorization, "accept": "application/json"},
                 timeout=self.settings.timeout,
@@ -110,10 +126,12 @@ class Introspector:
                 status = response.status_code
             data = json.loads(bytes(body)) if status == 200 else None
         except (httpx.HTTPError, ValueError) as exc:
-            log.warning("introspection at %s failed: %s", self.settings.url, exc.__class__.__name__)
+            log.warning("introspection at %s failed: %s", url, exc.__class__.__name__)
+            if self._discovery is not None and self.settings.url is None:
+                self._discovery.mark_stale()
             raise invalid_token("unavailable", "token could not be verified: introspection failed") from None
         if status != 200 or not isinstance(data, dict):
-            log.warning("introspection at %s answered HTTP %s", self.settings.url, status)
+            log.warning("introspection at %s answered HTTP %s", url, status)
             raise invalid_token("unavailable", "token could not be verified: introspection failed")
 
         now = self._clock()

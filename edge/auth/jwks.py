@@ -25,10 +25,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,14 +38,14 @@ from joserfc.jwk import JWKRegistry, Key
 from joserfc.jws import JWSRegistry
 
 from .config import IssuerConfig
+from .discovery import DiscoveryError, IssuerDiscovery
 from .errors import invalid_token
+from .idp_fetch import FetchError, get_json, max_age_from
 
 log = logging.getLogger("edge.auth.jwks")
 
 MAX_JWKS_BYTES = 1 << 20
 _NEGATIVE_CACHE_MAX = 4096
-_MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
-_NO_CACHE = re.compile(r"(?:^|[,\s])(?:no-store|no-cache)(?:$|[,\s])", re.IGNORECASE)
 _ASYMMETRIC_KTY = frozenset({"RSA", "EC", "OKP"})
 
 
@@ -101,8 +100,8 @@ class _Fetch:
 
 
 class JwksCache:
-    """Signing keys of one issuer, from `jwks_url` (httpx), `jwks_file`, or a URL found by
-    discovery (`jwks_url_source`, awaited before every fetch)."""
+    """Signing keys of one issuer, from `jwks_url` (httpx), `jwks_file`, or the `jwks_uri` of the
+    issuer's discovery document (asked for before every fetch, so a new one is followed)."""
 
     def __init__(
         self,
@@ -110,15 +109,15 @@ class JwksCache:
         client: httpx.AsyncClient | None,
         *,
         monotonic: Callable[[], float] = time.monotonic,
-        jwks_url_source: Callable[[], Awaitable[str]] | None = None,
+        discovery: IssuerDiscovery | None = None,
     ) -> None:
-        if issuer.jwks_url is None and issuer.jwks_file is None and jwks_url_source is None:
+        if issuer.jwks_url is None and issuer.jwks_file is None and discovery is None:
             raise ValueError(f"issuer {issuer.issuer!r} has no JWKS source")
         if issuer.jwks_file is None and client is None:
             raise ValueError("a JWKS fetched over HTTP needs an httpx.AsyncClient")
         self.issuer = issuer
         self._client = client
-        self._url_source = jwks_url_source
+        self._discovery = discovery
         self._now = monotonic
         self._keys: list[Key] | None = None
         self._by_kid: dict[str, list[Key]] = {}
@@ -275,13 +274,14 @@ class JwksCache:
     async def _fetch_and_install(self, fetch: _Fetch) -> bool:
         fetch.started_at = self._now()
         self.fetch_count += 1
-        source = self.issuer.jwks_url or (str(self.issuer.jwks_file) if self.issuer.jwks_file else "discovery")
         try:
-            data, max_age, source = await self._fetch()
+            data, max_age = await self._fetch()
             keys = parse_key_set(data)
-        except (JwksFetchError, httpx.HTTPError, OSError, ValueError) as exc:
+        except (JwksFetchError, FetchError, DiscoveryError, OSError, ValueError) as exc:
             self._last_ok = False
-            log.warning("JWKS fetch for issuer %r from %s failed: %s", self.issuer.issuer, source, exc)
+            if self._discovery is not None:
+                self._discovery.mark_stale()  # the key set may have moved: read the metadata again next time
+            log.warning("JWKS fetch for issuer %r failed: %s", self.issuer.issuer, exc)
             return False
         by_kid: dict[str, list[Key]] = {}
         for key in keys:
@@ -295,33 +295,24 @@ class JwksCache:
         log.info("JWKS for issuer %r: %d key(s), fresh for %.0fs", self.issuer.issuer, len(keys), max_age)
         return True
 
-    async def _fetch(self) -> tuple[Any, float, str]:
+    async def _fetch(self) -> tuple[Any, float]:
         if self.issuer.jwks_file is not None:
             raw = await asyncio.to_thread(Path(self.issuer.jwks_file).read_bytes)
-            return json.loads(raw), self.issuer.jwks_refresh_interval, str(self.issuer.jwks_file)
+            return json.loads(raw), self.issuer.jwks_refresh_interval
         assert self._client is not None
         url = self.issuer.jwks_url
         if url is None:
-            assert self._url_source is not None
-            url = await self._url_source()
-        async with self._client.stream(
-            "GET",
+            assert self._discovery is not None
+            url = await self._discovery.jwks_uri()
+        data, cache_control = await get_json(
+            self._client,
             url,
-            headers={"accept": "application/jwk-set+json, application/json"},
+            accept="application/jwk-set+json, application/json",
             timeout=self.issuer.jwks_fetch_timeout,
-            follow_redirects=False,
-        ) as response:
-            if response.status_code != 200:
-                raise JwksFetchError(f"HTTP {response.status_code} from {url}")
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > MAX_JWKS_BYTES:
-                    raise JwksFetchError(f"JWKS larger than {MAX_JWKS_BYTES} bytes")
-            return json.loads(bytes(body)), self._max_age(response.headers.get("cache-control")), url
-
-    def _max_age(self, cache_control: str | None) -> float:
-        return max_age_from(cache_control, self.issuer.jwks_max_age_bounds, self.issuer.jwks_refresh_interval)
+            max_bytes=MAX_JWKS_BYTES,
+        )
+        bounds, default = self.issuer.jwks_max_age_bounds, self.issuer.jwks_refresh_interval
+        return data, max_age_from(cache_control, bounds, default)
 
     async def _refresh_loop(self) -> None:
         """Refresh ahead of expiry; after a failure, retry no faster than the minimum interval."""
@@ -344,15 +335,3 @@ class JwksCache:
             except Exception:  # never let the refresher die
                 log.exception("JWKS refresh for issuer %r crashed", self.issuer.issuer)
 
-
-def max_age_from(cache_control: str | None, bounds: tuple[float, float], default: float) -> float:
-    """Seconds a response may be reused: its max-age clamped to `bounds`; no-store/no-cache means the
-    low bound; no Cache-Control (or no max-age) means `default`."""
-    low, high = bounds
-    if cache_control:
-        if _NO_CACHE.search(cache_control):
-            return low
-        m = _MAX_AGE.search(cache_control)
-        if m:
-            return min(max(float(m.group(1)), low), high)
-    return default

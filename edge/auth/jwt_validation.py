@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -26,6 +26,7 @@ from joserfc.jwk import Key, OctKey
 from joserfc.jws import JWSRegistry
 
 from .config import IssuerConfig
+from .discovery import IssuerDiscovery
 from .errors import invalid_token
 from .jwks import JwksCache, key_fits
 from .principal import Principal, make_principal
@@ -41,6 +42,7 @@ class IssuerVerifier:
         client: httpx.AsyncClient | None,
         clock: Callable[[], float],
         monotonic: Callable[[], float],
+        discovery: IssuerDiscovery | None = None,
     ) -> None:
         self.config = config
         # Unknown, non-critical header parameters are ignored (RFC 7515); the
@@ -53,7 +55,7 @@ class IssuerVerifier:
             assert config.shared_secret is not None
             self.secret = OctKey.import_key(config.shared_secret.get_secret_value().encode("utf-8"))
         else:
-            self.jwks = JwksCache(config, client, monotonic=monotonic)
+            self.jwks = JwksCache(config, client, monotonic=monotonic, discovery=discovery)
         claims: dict[str, Any] = {name: {"essential": True} for name in config.required_claims}
         claims.update(
             exp={"essential": True},
@@ -94,8 +96,12 @@ class JwtValidator:
         *,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        discovery: Mapping[str, IssuerDiscovery] | None = None,
     ) -> None:
-        self.issuers = {i.issuer: IssuerVerifier(i, client, clock, monotonic) for i in issuers if i.algorithms}
+        found = discovery or {}
+        self.issuers = {
+            i.issuer: IssuerVerifier(i, client, clock, monotonic, found.get(i.issuer)) for i in issuers if i.algorithms
+        }
         #: Signature verifications performed (the result cache exists to keep this low).
         self.signature_checks = 0
 
