@@ -31,7 +31,7 @@ def security_info(config: GatewayConfig, policies: "PolicyResolver | None") -> S
     if config.auth is None or policies is None:
         return None
     schemes = dict(_SCHEMES)
-    if config.auth.api_keys:
+    if config.auth.api_keys or config.auth.api_key_store is not None:
         schemes["apiKey"] = {"type": "apiKey", "in": "header", "name": config.auth.api_key_header}
 
     def requirements_for(full_method: str) -> list[dict] | None:

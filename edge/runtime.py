@@ -17,15 +17,9 @@ Closer = Callable[[], Awaitable[None]]
 async def build_pipeline(config: GatewayConfig, registry: BackendRegistry) -> tuple[Pipeline, list[Closer]]:
     closers: list[Closer] = []
     authenticator = policies = limiter = idempotency = None
-    if config.auth is not None:
-        from .auth import Authenticator, PolicyResolver
-
-        authenticator = Authenticator(config.auth)
-        await authenticator.start()
-        closers.append(authenticator.close)
-        policies = PolicyResolver(config.auth)
     store: Any = None
-    if config.rate_limits is not None or config.idempotency is not None:
+    stored_keys = config.auth is not None and config.auth.api_key_store is not None
+    if config.rate_limits is not None or config.idempotency is not None or stored_keys:
         from .state import build_store
 
         store = build_store(config.store)
@@ -33,6 +27,13 @@ async def build_pipeline(config: GatewayConfig, registry: BackendRegistry) -> tu
         if start is not None:
             await start()
         closers.append(store.close)
+    if config.auth is not None:
+        from .auth import Authenticator, PolicyResolver
+
+        authenticator = Authenticator(config.auth, state_store=store)
+        await authenticator.start()
+        closers.append(authenticator.close)
+        policies = PolicyResolver(config.auth)
     if config.rate_limits is not None and config.rate_limits.enabled:
         from .ratelimit import RateLimiter
 

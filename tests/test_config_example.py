@@ -10,5 +10,7 @@ def test_example_config_validates():
     config = load_config(EXAMPLE)
     assert [b.name for b in config.backends] == ["library", "users"]
     assert config.auth is not None and config.auth.issuers[0].expected_typ == "at+jwt"
+    assert config.auth.issuers[1].discovery and config.auth.issuers[1].forward_token
+    assert config.auth.api_key_store is not None and config.auth.api_keys[0].tier == "premium"
     assert config.store.backend == "redis"
     assert {p.name for p in config.rate_limits.policies} == {"per-user", "per-user-burst", "per-ip", "writes"}

@@ -19,12 +19,13 @@ from typing import Any, Self
 
 import httpx
 
-from .apikeys import ApiKeyStore
+from .apikeys import ApiKeyStore, hash_api_key
 from .cache import ExpiringLru, token_digest
 from .config import AuthConfig
 from .discovery import IssuerDiscovery
 from .errors import AuthError, invalid_token
 from .introspection import Introspector
+from .keystore import MemoryKeyBackend, StoredKeys, backend_for
 from .jwt_validation import JwtValidator
 from .policy import EffectivePolicy, PolicyResolver, ProtoPolicy
 from .principal import AuthOutcome, Principal
@@ -71,7 +72,10 @@ class Authenticator:
         http_client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        state_store: Any = None,
     ) -> None:
+        """`state_store` (an edge.state store) holds the stored API keys when `api_key_store` is set:
+        Redis shares them with every gateway; without one, or with the memory store, they are per process."""
         self.config = config
         self._clock = clock
         self._own_client = http_client is None
@@ -96,7 +100,18 @@ class Authenticator:
             if introspecting is not None and self._client is not None
             else None
         )
-        self.api_keys = ApiKeyStore(config.api_keys)
+        self.api_keys = ApiKeyStore(config.api_keys, config.api_key_tier_claim)
+        #: Keys added and revoked at run time (`edge keys`, admin API), when `api_key_store` is set.
+        self.stored_keys: StoredKeys | None = None
+        if config.api_key_store is not None:
+            backend = backend_for(state_store) if state_store is not None else MemoryKeyBackend()
+            self.stored_keys = StoredKeys(
+                config.api_key_store,
+                backend,
+                tier_claim=config.api_key_tier_claim,
+                max_entries=config.cache_max_entries,
+                clock=clock,
+            )
         self._cache: ExpiringLru[Principal] = ExpiringLru(config.cache_max_entries, clock)
         #: Client-sent headers the app removes on every route before the backend sees anything.
         self.stripped_header_names: frozenset[str] = frozenset(config.identity_metadata)
@@ -189,9 +204,15 @@ class Authenticator:
 
     async def _principal(self, credential: str, fingerprint: str, *, is_api_key: bool) -> Principal:
         if is_api_key:
-            if not self.api_keys:
+            if not self.api_keys and self.stored_keys is None:
                 raise AuthError(401, "invalid_token", "API keys are not accepted", "bad_api_key")
-            return self.api_keys.authenticate(credential)
+            digest = hash_api_key(credential)
+            principal = self.api_keys.find(digest)
+            if principal is not None:
+                return principal
+            if self.stored_keys is None:
+                raise AuthError(401, "invalid_token", "API key is not valid", "bad_api_key")
+            return await self.stored_keys.authenticate(digest)
         if not is_jwt_shaped(credential):
             if self.introspector is None:
                 raise invalid_token("malformed", "token is not a JWT: expected three dot-separated parts")

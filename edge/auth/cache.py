@@ -41,6 +41,9 @@ class ExpiringLru(Generic[V]):
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
 
+    def pop(self, key: str) -> None:
+        self._entries.pop(key, None)
+
     def __len__(self) -> int:
         return len(self._entries)
 

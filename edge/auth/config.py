@@ -37,6 +37,8 @@ _HMAC_MIN_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 _METADATA_NAME = re.compile(r"^[0-9a-z_.-]+$")
 _RESERVED_METADATA = frozenset({"authorization", "content-type", "te", "host", "user-agent", "grpc-timeout"})
 
+Tier = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+
 API_KEY_ISSUER = "edge:api-key"
 """The `issuer` of principals authenticated by an API key (usable in policy `issuers`)."""
 
@@ -229,11 +231,20 @@ class ApiKeyEntry(_Model):
     sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
     principal: Annotated[str, Field(min_length=1)]
     scopes: list[str] = Field(default_factory=list)
+    tier: Tier | None = Field(None, description="set as the api_key_tier_claim claim (rate-limit vary_by_claim)")
 
     @field_validator("sha256")
     @classmethod
     def _lower(cls, v: str) -> str:
         return v.lower()
+
+
+class ApiKeyStoreConfig(_Model):
+    """API keys kept in the state store (`store:`), managed by `edge keys` and the admin API."""
+
+    cache_ttl: Annotated[float, BeforeValidator(parse_duration), Field(ge=0, le=300)] = Field(
+        5.0, description="per-process cache of lookups: a revocation reaches every gateway within this"
+    )
 
 
 class AuthConfig(_Model):
@@ -248,6 +259,10 @@ class AuthConfig(_Model):
     )
     api_key_header: str = "x-api-key"
     api_keys: list[ApiKeyEntry] = Field(default_factory=list)
+    api_key_store: ApiKeyStoreConfig | None = Field(None, description="keys in the state store too (off when absent)")
+    api_key_tier_claim: Annotated[str, Field(pattern=r"^[A-Za-z0-9_:-]{1,64}$")] = Field(
+        "tier", description="claim that carries an API key's tier (no dots: rate limits read dots as nesting)"
+    )
     policies: list[PolicyRule] = Field(default_factory=list)
     default_policy: PolicyFields = Field(default_factory=PolicyFields, description="when no policy matches")
 
@@ -294,6 +309,8 @@ class AuthConfig(_Model):
             if unknown:
                 where = getattr(p, "match", "default_policy")
                 raise ValueError(f"policies[{where}]: issuers {sorted(unknown)} are not configured")
+        if self.api_key_tier_claim in ("sub", "iss", "scope", "key_id"):
+            raise ValueError(f"api_key_tier_claim {self.api_key_tier_claim!r} would overwrite an identity claim")
         if self.api_key_header in self.identity_metadata:
             raise ValueError(f"api_key_header {self.api_key_header!r} is also an identity_metadata name")
         hashes = [k.sha256 for k in self.api_keys]

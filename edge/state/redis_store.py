@@ -148,6 +148,11 @@ class RedisStore:
         except StoreUnavailable:
             return False
 
+    async def call(self, op: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """One client command (`fn`, e.g. `self.client.hget`) under the same timeout, breaker and
+        stats as the store's own operations: for small features with their own keys (API keys)."""
+        return await self._call(op, fn, *args, **kwargs)
+
     async def _call(self, op: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         stats = self.stats
         if not self.breaker.allow():
