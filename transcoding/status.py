@@ -11,7 +11,6 @@ import logging
 from typing import Any, Iterable
 
 import grpc
-from google.api_core import exceptions as api_exceptions
 from google.protobuf import descriptor_pool, json_format
 from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2  # noqa: F401  registers google.rpc.* detail types
@@ -22,20 +21,36 @@ log = logging.getLogger(__name__)
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 
-def _build_http_codes() -> dict[grpc.StatusCode, int]:
-    codes: dict[grpc.StatusCode, int] = {}
-    for code in grpc.StatusCode:
-        if code is grpc.StatusCode.OK:
-            codes[code] = 200
-            continue
-        # google-api-core's table is the standard google.rpc.Code mapping; it
-        # leaves UNKNOWN and DATA_LOSS without an HTTP code: both are 500.
-        http = getattr(api_exceptions.exception_class_for_grpc_status(code), "code", None)
-        codes[code] = http if isinstance(http, int) else 500
-    return codes
-
-
-HTTP_STATUS: dict[grpc.StatusCode, int] = _build_http_codes()
+# The HTTP status each gRPC status answers with: the standard google.rpc.Code
+# mapping (google/rpc/code.proto names one per code; grpc-gateway and
+# google-api-core use the same). Written out as data so it can be read and
+# reviewed here; tests/test_status_table.py holds it against google-api-core's
+# exception classes code by code.
+#
+# Where google-api-core has no HTTP code we still need one, so three rows go
+# beyond it (the test asserts exactly these three):
+#   OK         api-core has no exception class for success: 200.
+#   UNKNOWN    api-core's `Unknown` carries no HTTP code: 500, as code.proto says.
+#   DATA_LOSS  api-core's `DataLoss` carries no HTTP code: 500, as code.proto says.
+HTTP_STATUS: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.OK: 200,                   # beyond api-core (see above)
+    grpc.StatusCode.CANCELLED: 499,            # Client Closed Request
+    grpc.StatusCode.UNKNOWN: 500,              # beyond api-core (see above)
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500,            # beyond api-core (see above)
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+}
 CODE_BY_NUMBER: dict[int, grpc.StatusCode] = {c.value[0]: c for c in grpc.StatusCode}
 
 
