@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+import grpc
+
 from transcoding import errors
 from transcoding.invoker import CallError, parse_timeout
 from transcoding.routes import Route
@@ -376,8 +378,10 @@ _IDEMPOTENCY_OUTCOME = {
     BeginState.CONFLICT_IN_FLIGHT: "conflict",
     BeginState.MISMATCH: "mismatch",
 }
-# DEADLINE_EXCEEDED, UNAVAILABLE after send, CANCELLED: the backend may have acted.
-_UNKNOWN_OUTCOME = frozenset({1, 4, 14})
+# The backend may have acted: a deadline or a broken connection after sending, or a cancel.
+# (Numbers, as CallOutcome.grpc_code holds them.)
+_UNKNOWN_OUTCOME = frozenset(code.value[0] for code in (
+    grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE))
 
 
 def parse_query(query_string: bytes) -> list[tuple[str, str]]:
