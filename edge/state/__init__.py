@@ -1,9 +1,10 @@
 """State shared by the rate limiter and the idempotency engine: one async store
 interface (`StateStore`) with an in-memory and a Redis implementation."""
 from .breaker import CircuitBreaker
-from .config import BreakerConfig, MemoryConfig, RedisConfig, StateConfig, build_store
+from .config import BreakerConfig, MemoryConfig, RedisConfig, StateConfig
 from .duration import Duration, parse_duration, parse_rate
 from .errors import StatusError, StoreUnavailable
+from .factory import build_store
 from .memory import MemoryStore
 from .store import LimitCheck, LimitResult, Reservation, ReservationState, StateStore, StoreStats
 

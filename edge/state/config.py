@@ -1,4 +1,4 @@
-"""Configuration of the state store, and the factory that builds one from it."""
+"""Configuration of the state store (built from it by `factory.build_store`)."""
 from __future__ import annotations
 
 from typing import Literal
@@ -43,13 +43,3 @@ class StateConfig(BaseModel):
     backend: Literal["memory", "redis"] = "memory"
     redis: RedisConfig = RedisConfig()
     memory: MemoryConfig = MemoryConfig()
-
-
-def build_store(config: StateConfig):
-    """The store the config names (not yet connected: Redis connects lazily)."""
-    if config.backend == "redis":
-        from .redis_store import RedisStore
-        return RedisStore(config.redis)
-    from .memory import MemoryStore
-    return MemoryStore(max_rate_keys=config.memory.max_rate_keys,
-                       max_idempotency_keys=config.memory.max_idempotency_keys)
