@@ -40,7 +40,7 @@ from .idempotency import BeginState, IdempotencyEngine, StoredResponse
 from .proxy import (
     CallOutcome, call_error_parts, decode_ndjson_requests, forward_stream, forward_unary, iterate,
 )
-from .ratelimit import RateLimitContext, RateLimiter
+from .ratelimit import RateLimitContext, RateLimitDecision, RateLimiter, rate_limit_headers, refusal
 
 if TYPE_CHECKING:
     from .auth import AuthOutcome, Authenticator, EffectivePolicy, PolicyResolver, Principal
@@ -191,16 +191,16 @@ class Pipeline:
             contexts.append((self._limit_context(call, http_method, route, path), 1))
         return self._limit_outcome(await self.limiter.check_many(contexts), call, record)
 
-    def _limit_outcome(self, decision: Any, call: Call, record: CallRecord) -> RawHeaders:
+    def _limit_outcome(self, decision: RateLimitDecision, call: Call, record: CallRecord) -> RawHeaders:
         record.ratelimit_decision = "allowed" if decision.allowed else "limited"
         record.ratelimit = [
             {"policy": p.name, "limit": p.quota, "remaining": p.remaining} for p in decision.policies_applied
         ]
-        error = decision.error()
+        error = refusal(decision)
         if error is not None:
             raise error
         call.charged = True
-        return raw_headers(decision.headers())
+        return raw_headers(rate_limit_headers(decision))
 
     def deadline(self, call: Call, route: Route) -> float:
         backend = self.registry.backends[route.backend].config

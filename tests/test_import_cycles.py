@@ -23,11 +23,8 @@ def _load_script():
 
 import_cycles = _load_script()
 
-# Circles allowed for now, each with what ends it.
-KNOWN_CIRCLES: dict[frozenset[str], str] = {
-    # ends when the rate-limit decision becomes a value module of its own (issue 15, item 4)
-    frozenset({"edge.ratelimit.headers", "edge.ratelimit.limiter"}): "RateLimitDecision into decision.py",
-}
+# Circles allowed for now, each with what ends it (none today: keep it that way).
+KNOWN_CIRCLES: dict[frozenset[str], str] = {}
 
 
 def _describe(circle) -> str:

@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from edge.ratelimit import (RateLimitConfig, RateLimitContext, RateLimited, RateLimiter, RateLimitPolicy,
-                            rate_limit_headers)
+                            rate_limit_headers, refusal)
 from edge.state.config import RedisConfig
 from edge.state.redis_store import RedisStore
 from tests.support.redis import run_closing as run
@@ -31,12 +31,12 @@ def test_boundary_and_headers(state_store, algorithm):
     async def body():
         decisions = [await rl.check(ALICE) for _ in range(4)]
         assert [d.allowed for d in decisions] == [True, True, True, False]
-        first = dict(decisions[0].headers())
+        first = dict(rate_limit_headers(decisions[0]))
         assert first["RateLimit-Policy"] == '"per-user";q=3;w=60'
         assert first["RateLimit"].startswith('"per-user";r=2;t=')
         assert [d.policies_applied[0].remaining for d in decisions] == [2, 1, 0, 0]
         refused = decisions[-1]
-        headers = dict(refused.headers())
+        headers = dict(rate_limit_headers(refused))
         assert headers["RateLimit"].startswith('"per-user";r=0;t=')
         assert int(headers["Retry-After"]) == refused.retry_after >= 1
         if algorithm == "gcra":
@@ -50,9 +50,9 @@ def test_refusal_is_a_429_in_the_common_error_shape(state_store):
     rl = limiter(state_store, RateLimitPolicy(name="tiny", limit=1, window="10s"))
 
     async def body():
-        assert (await rl.check(ALICE)).error() is None
+        assert refusal(await rl.check(ALICE)) is None
         refused = await rl.check(ALICE)
-        err = refused.error()
+        err = refusal(refused)
         assert isinstance(err, RateLimited)
         assert err.http_status == 429
         body = err.body()
@@ -75,7 +75,7 @@ def test_several_policies_one_round_trip_and_all_reported(state_store):
         before = state_store.stats.round_trips
         d = await rl.check(ALICE)
         assert state_store.stats.round_trips - before == 1
-        headers = dict(d.headers())
+        headers = dict(rate_limit_headers(d))
         assert headers["RateLimit-Policy"] == '"per-second";q=2;w=1, "per-hour";q=100;w=3600, "global";q=1000;w=60'
         assert headers["RateLimit"].split(", ")[0] == '"per-second";r=1;t=1'
         assert headers["RateLimit"].split(", ")[2].startswith('"global";r=999;')
@@ -102,7 +102,7 @@ def test_claim_tiers(state_store):
         assert await admitted(BOB) == 5
         assert await admitted(nobody) == 1
         d = await rl.check(BOB)
-        assert dict(d.headers())["RateLimit-Policy"] == '"per-plan";q=5;w=60'
+        assert dict(rate_limit_headers(d))["RateLimit-Policy"] == '"per-plan";q=5;w=60'
     run(state_store, body)
 
 
@@ -180,7 +180,7 @@ def test_match_and_exempt(state_store):
         assert [p.name for p in (await rl.check(post)).policies_applied] == ["writes"]
         assert not (await rl.check(post)).allowed
         d = await rl.check(get)
-        assert d.allowed and d.policies_applied == [] and d.headers() == []
+        assert d.allowed and d.policies_applied == [] and rate_limit_headers(d) == []
         assert [(await rl.check(lib)).allowed for _ in range(3)] == [True, True, False]
         for _ in range(5):
             assert (await rl.check(ping)).store_status == "exempt"

@@ -11,7 +11,8 @@ import asyncio
 
 import pytest
 
-from edge.ratelimit import RateLimitConfig, RateLimitContext, RateLimiter, RateLimitPolicy
+from edge.ratelimit import (RateLimitConfig, RateLimitContext, RateLimiter, RateLimitPolicy, rate_limit_headers,
+                            refusal)
 from edge.state.config import BreakerConfig, RedisConfig
 from edge.state.memory import MemoryStore
 from edge.state.redis_store import RedisStore
@@ -107,7 +108,7 @@ def test_a_hot_key_costs_a_fraction_of_a_round_trip(redis_target, redis_prefix):
             assert all(d.allowed for d in decisions)
             assert store.stats.round_trips == 200 / BATCH
             assert rl.counters.lease_hits == 200 - 200 / BATCH
-            assert decisions[-1].headers()[0] == ("RateLimit-Policy", '"hot";q=1000;w=3600')
+            assert rate_limit_headers(decisions[-1])[0] == ("RateLimit-Policy", '"hot";q=1000;w=3600')
             assert decisions[-1].policies_applied[0].remaining == 800
         finally:
             await store.close()
@@ -125,7 +126,7 @@ def test_refusals_are_remembered_locally(redis_target, redis_prefix):
             refused = [await rl.check(CTX) for _ in range(20)]
             assert not any(d.allowed for d in refused)
             assert store.stats.round_trips == trips + 1  # Redis said no once; the rest were answered here
-            assert refused[-1].retry_after == 12 and refused[-1].error().http_status == 429
+            assert refused[-1].retry_after == 12 and refusal(refused[-1]).http_status == 429
             clock.t += 12
             assert (await rl.check(CTX)).allowed
         finally:

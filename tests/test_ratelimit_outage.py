@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from edge.ratelimit import RateLimitConfig, RateLimitContext, RateLimiter, RateLimitPolicy
+from edge.ratelimit import (RateLimitConfig, RateLimitContext, RateLimiter, RateLimitPolicy, rate_limit_headers,
+                            refusal)
 from edge.state.config import BreakerConfig, RedisConfig
 from edge.state.redis_store import RedisStore
 
@@ -48,12 +49,12 @@ def test_failure_modes_latency_and_recovery(private_redis, caplog):
             latencies = []
             elapsed, d = await timed(rl.check(ctx("/open")))
             latencies.append(elapsed)
-            assert d.allowed and d.store_status == "open" and d.headers() == []  # served uncounted
+            assert d.allowed and d.store_status == "open" and rate_limit_headers(d) == []  # served uncounted
 
             elapsed, d = await timed(rl.check(ctx("/closed")))
             latencies.append(elapsed)
             assert not d.allowed and d.store_status == "unavailable"
-            err = d.error()
+            err = refusal(d)
             assert err.http_status == 503 and err.body()["code"] == 14 and "fails closed" in err.message
             assert err.headers["Retry-After"] == "1"
 
@@ -64,8 +65,8 @@ def test_failure_modes_latency_and_recovery(private_redis, caplog):
                 latencies.append(elapsed)
                 results.append((d.allowed, d.store_status))
             assert results == [(True, "degraded")] * 5 + [(False, "degraded")] * 2
-            assert dict(d.headers())["RateLimit-Policy"] == '"degrade";q=5;w=3600'
-            assert d.error().http_status == 429
+            assert dict(rate_limit_headers(d))["RateLimit-Policy"] == '"degrade";q=5;w=3600'
+            assert refusal(d).http_status == 429
             share = [(await rl.check(ctx("/share"))).allowed for _ in range(4)]
             assert share == [True, True, True, False]  # local_share 0.3 of 10
 
@@ -83,7 +84,7 @@ def test_failure_modes_latency_and_recovery(private_redis, caplog):
             assert d.allowed and d.store_status == "ok"
             d = await rl.check(ctx("/degrade"))
             assert d.allowed and d.store_status == "ok"
-            assert dict(d.headers())["RateLimit-Policy"] == '"degrade";q=10;w=3600'
+            assert dict(rate_limit_headers(d))["RateLimit-Policy"] == '"degrade";q=10;w=3600'
         finally:
             await store.close()
     asyncio.run(body())

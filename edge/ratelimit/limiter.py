@@ -24,13 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from ..matching import Matcher, Target
-from ..state.errors import StatusError, StoreUnavailable
+from ..state.errors import StoreUnavailable
 from ..state.keys import partition as safe_partition
 from ..state.memory import MemoryStore
 from ..state.store import LimitCheck, LimitResult, StateStore
 from .config import RateLimitConfig, RateLimitPolicy
-from .errors import RateLimited, RateLimitUnavailable
-from .headers import rate_limit_headers
+from .decision import AppliedPolicy, RateLimitDecision
 
 log = logging.getLogger("edge.ratelimit")
 
@@ -56,37 +55,6 @@ class RateLimitContext:
         if "/" in self.method or not self.method:
             return self.method.lstrip("/")
         return f"{self.service}/{self.method}" if self.service else self.method
-
-
-@dataclass(frozen=True, slots=True)
-class AppliedPolicy:
-    name: str
-    quota: int
-    window: int          # seconds (rounded up)
-    remaining: int
-    reset_seconds: int   # seconds (rounded up)
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimitDecision:
-    allowed: bool
-    policies_applied: list[AppliedPolicy]
-    retry_after: int | None = None
-    store_status: str = "ok"   # ok | lease | degraded | open | unavailable | exempt | none
-    refused_by: str | None = None
-    message: str | None = None
-
-    def headers(self) -> list[tuple[str, str]]:
-        return rate_limit_headers(self)
-
-    def error(self) -> StatusError | None:
-        """The exception to render when refused (429, or 503 for a fail-closed store outage)."""
-        if self.allowed:
-            return None
-        if self.store_status == "unavailable":
-            return RateLimitUnavailable(self.message or "rate limit store unavailable", retry_after=self.retry_after or 1)
-        return RateLimited(self.message or "rate limit exceeded", policy=self.refused_by or "",
-                           retry_after=self.retry_after, headers=dict(self.headers()))
 
 
 _ALLOW_NONE = RateLimitDecision(True, [], None, "none")
