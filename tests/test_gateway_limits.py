@@ -99,7 +99,7 @@ transcoding: {{forward_headers: [x-request-id, x-demo-delay-ms]}}
 backends: [{{name: demo, target: '{target}'}}]
 store: {{backend: redis, redis: {{url: '{redis_url}', key_prefix: '{prefix}', timeout: 2s}}}}
 rate_limits:
-  policies: [{{name: fleet, limit: 20, window: 1m, key: global, on_store_failure: closed,
+  policies: [{{name: fleet, limit: 20, window: 1h, key: global, on_store_failure: closed,
               match: ['edgedemo.library.v1.LibraryService/GetShelf']}}]
 idempotency: {{}}
 """
