@@ -38,7 +38,7 @@ from .http import RawHeaders, Receive, Send, raw_headers
 from .observability.tracing import incoming_trace
 from .idempotency import BeginState, IdempotencyEngine, StoredResponse
 from .proxy import (
-    CallOutcome, call_error_parts, decode_ndjson_requests, forward_stream, forward_unary, iterate,
+    CallOutcome, call_error_parts, forward_stream, forward_unary, iterate,
 )
 from .ratelimit import RateLimitContext, RateLimitDecision, RateLimiter, rate_limit_headers, refusal
 
@@ -247,10 +247,11 @@ class Pipeline:
         limit_headers = await self.charge(call, route, record)
         headers_out = list(extra_headers) + limit_headers
         query = parse_query(call.query_string)
+        content_type = call.headers.get("content-type")
         if route.client_streaming:
-            request: Any = iterate(decode_ndjson_requests(route, bindings, query, call.body))
+            request: Any = iterate(route.request_codec.decode_stream(bindings, query, call.body, content_type))
         else:
-            request = route.request_codec.decode(bindings, query, call.body, call.headers.get("content-type"))
+            request = route.request_codec.decode(bindings, query, call.body, content_type)
         timeout = self.deadline(call, route)
         metadata = self.metadata(call, route, policy)
 

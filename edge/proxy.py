@@ -4,8 +4,9 @@ Unary replies are one JSON document. Server-streaming replies are NDJSON, one
 message per line, flushed as each arrives; the HTTP status is held back until
 the first message (or the error) so a stream that fails at once still gets a
 real HTTP error. An error after the stream started arrives as a last line
-holding the status object. Client- and bidi-streaming requests take an NDJSON
-body, one request message per line.
+holding the status object. Client- and bidi-streaming request bodies are
+decoded by the route's codec (RequestCodec.decode_stream: a JSON array, NDJSON
+or JSON values one after another).
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from typing import Any, AsyncIterator, Callable, Sequence
 
 from google.protobuf.message import Message
 
-from transcoding import errors
 from transcoding.invoker import CallError, Metadata
 from transcoding.routes import Route
 from transcoding.status import error_body, http_status_for
@@ -40,22 +40,6 @@ class CallOutcome:
     headers: RawHeaders
     backend_seconds: float = 0.0
     sent_bytes: int = 0  # streams: bytes written to the client
-
-
-def decode_ndjson_requests(
-    route: Route, bindings: Bindings, query: list[tuple[str, str]], body: bytes
-) -> list[Message]:
-    """One request message per non-empty line of an NDJSON body."""
-    messages = []
-    for number, line in enumerate(body.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            messages.append(route.request_codec.decode(bindings, query, line, "application/json"))
-        except errors.TranscodeError as exc:
-            exc.message = f"line {number} of the NDJSON body: {exc.message}"
-            raise
-    return messages
 
 
 def metadata_headers(metadata: Metadata) -> RawHeaders:

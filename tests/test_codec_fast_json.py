@@ -26,8 +26,11 @@ FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=32)
 DOUBLES = st.floats(allow_nan=True, allow_infinity=True)
 
 
-def reference(message, *, use_proto_names: bool = False):
-    return json_format.MessageToDict(message, preserving_proto_field_name=use_proto_names)
+def reference(message, *, use_proto_names: bool = False, enums_as_ints: bool = False, emit_unpopulated: bool = False):
+    return json_format.MessageToDict(
+        message, preserving_proto_field_name=use_proto_names, use_integers_for_enums=enums_as_ints,
+        always_print_fields_with_no_presence=emit_unpopulated,
+    )
 
 
 def same(a, b) -> bool:
@@ -106,15 +109,79 @@ def kinds(draw):
     return k
 
 
-@settings(max_examples=150, deadline=None)
-@given(kinds(), st.booleans())
-def test_fast_encoder_matches_json_format(message, use_proto_names):
-    codec = ResponseCodec(kinds_pb2.Kinds.DESCRIPTOR, options=TranscodingOptions(use_proto_names=use_proto_names))
-    assert codec._fast is not None
-    expected = reference(message, use_proto_names=use_proto_names)
+@settings(max_examples=300, deadline=None)
+@given(kinds(), st.booleans(), st.booleans(), st.booleans())
+def test_fast_encoder_matches_json_format(message, use_proto_names, enums_as_ints, emit_unpopulated):
+    """Every print option both anchors have that json_format has too, alone and together."""
+    options = TranscodingOptions(use_proto_names=use_proto_names, enums_as_ints=enums_as_ints,
+                                 emit_unpopulated=emit_unpopulated)
+    codec = ResponseCodec(kinds_pb2.Kinds.DESCRIPTOR, options=options)
+    expected = reference(message, use_proto_names=use_proto_names, enums_as_ints=enums_as_ints,
+                         emit_unpopulated=emit_unpopulated)
     assert same(codec._to_dict(message), expected)
-    if message.color in (0, 1, 2, 3):  # only an unknown enum number leaves it to json_format
-        assert same(codec._fast.message(message), expected)
+    assert same(codec._fast.message(message), expected)  # no Fallback: the plan covers every Kinds field
+
+
+@settings(max_examples=200, deadline=None)
+@given(kinds(), st.booleans(), st.booleans())
+def test_null_unset_messages_fast_and_slow_agree(message, use_proto_names, enums_as_ints):
+    """grpc-gateway's EmitUnpopulated (unset messages as null) has no json_format switch: the plan
+    and the json_format-plus-walk fallback must agree, and differ from json_format only by nulls."""
+    options = TranscodingOptions(use_proto_names=use_proto_names, enums_as_ints=enums_as_ints,
+                                 emit_unpopulated=True, unset_messages_as_null=True)
+    codec = ResponseCodec(kinds_pb2.Kinds.DESCRIPTOR, options=options)
+    fast, slow = codec._fast.message(message), codec._to_dict_slow(message)
+    assert same(fast, slow)
+    plain = reference(message, use_proto_names=use_proto_names, enums_as_ints=enums_as_ints, emit_unpopulated=True)
+    assert same({k: v for k, v in _without_nulls(fast).items()}, plain)
+
+
+def _without_nulls(value):
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def test_null_unset_messages_follow_protojson():
+    """What Go's protojson (EmitUnpopulated, grpc-gateway's default marshaler) printed for Kinds:
+    an unset message field outside a oneof is null, a set one holds its own nulls, oneof
+    members and proto3 `optional` fields stay out; wrappers and well-known types are messages too."""
+    options = TranscodingOptions(emit_unpopulated=True, unset_messages_as_null=True)
+    codec = ResponseCodec(kinds_pb2.Kinds.DESCRIPTOR, options=options)
+    message = kinds_pb2.Kinds(choice_name="c")
+    message.inner.name = "n"
+    message.items.add()
+    message.inner_by_id[3].count = 1
+    for out in (codec._fast.message(message), codec._to_dict_slow(message)):
+        for name in ("ts", "dur", "updateMask", "wInt32", "st", "val", "listVal", "any", "empty"):
+            assert name in out and out[name] is None, name
+        assert "choiceInner" not in out and "choiceId" not in out and out["choiceName"] == "c"
+        assert "optInt32" not in out
+        assert out["inner"]["child"] is None and out["inner"]["when"] is None and out["inner"]["tags"] == []
+        assert out["items"] == [{"name": "", "count": 0, "color": "COLOR_UNSPECIFIED", "child": None, "tags": [],
+                                 "when": None}]
+        assert out["innerById"]["3"]["child"] is None and out["innerById"]["3"]["count"] == 1
+    packed = kinds_pb2.Kinds()
+    packed.any.Pack(kinds_pb2.Inner(name="p"))
+    out = codec.encode(packed)[0]
+    import orjson
+
+    inside = orjson.loads(out)["any"]
+    assert inside["@type"].endswith("edgetest.kinds.v1.Inner") and inside["child"] is None and inside["name"] == "p"
+    # without emit_unpopulated the switch does nothing (grpc-gateway ties both to EmitUnpopulated)
+    quiet = ResponseCodec(kinds_pb2.Kinds.DESCRIPTOR, options=TranscodingOptions(unset_messages_as_null=True))
+    assert orjson.loads(quiet.encode(kinds_pb2.Kinds(f_int32=1))[0]) == {"fInt32": 1}
+
+
+def test_enums_as_ints_print_numbers_everywhere():
+    codec = ResponseCodec(kinds_pb2.Kinds.DESCRIPTOR, options=TranscodingOptions(enums_as_ints=True))
+    message = kinds_pb2.Kinds(color=2, colors=[1, 3, 9])
+    message.inner.color = 3
+    message.inner_by_id[1].color = 1
+    assert codec._fast.message(message) == {"color": 2, "colors": [1, 3, 9], "inner": {"color": 3},
+                                            "innerById": {"1": {"color": 1}}}
 
 
 def test_encoded_bytes_match_json_format_for_a_full_message():
@@ -133,11 +200,12 @@ def test_encoded_bytes_match_json_format_for_a_full_message():
     assert orjson.loads(body)["customName"] == "x" and orjson.loads(body)["fUint64"] == str(2**64 - 1)
 
 
-def test_emit_unpopulated_still_goes_through_json_format():
+def test_emit_unpopulated_takes_the_fast_path():
     codec = ResponseCodec(kinds_pb2.Kinds.DESCRIPTOR, options=TranscodingOptions(emit_unpopulated=True))
-    assert codec._fast is None
-    out = codec._to_dict(kinds_pb2.Kinds())
-    assert out["fInt64"] == "0" and out["tags"] == [] and out["labels"] == {}
+    out = codec._fast.message(kinds_pb2.Kinds())  # no Fallback raised
+    assert out["fInt64"] == "0" and out["tags"] == [] and out["labels"] == {} and out["color"] == "COLOR_UNSPECIFIED"
+    assert "inner" not in out and "optInt32" not in out and "choiceName" not in out
+    assert same(out, json_format.MessageToDict(kinds_pb2.Kinds(), always_print_fields_with_no_presence=True))
 
 
 # ---------------------------------------------------------------- requests
@@ -157,7 +225,7 @@ class _Never:
 
 
 KIND_KEYS = [f.name for f in kinds_pb2.Kinds.DESCRIPTOR.fields] + [f.json_name for f in kinds_pb2.Kinds.DESCRIPTOR.fields]
-INNER_KEYS = ["name", "count", "color", "child", "tags", "when", "bogus"]
+INNER_KEYS = ["name", "count", "color", "child", "tags", "when", "bogus", "7"]
 SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**65), 2**65), st.floats(allow_nan=False, allow_infinity=False),
     st.sampled_from(["RED", "BLUE", "NOPE", "12", "-7", "1_2", " 3", "1.5", "1970-01-01T00:00:01Z", "2s",
@@ -179,14 +247,71 @@ def _outcome(codec: RequestCodec, body: bytes):
         return "error", exc.message, exc.field
 
 
-@settings(max_examples=400, deadline=None)
-@given(st.dictionaries(st.sampled_from(KIND_KEYS + ["unknownKey"]), JSONISH, max_size=5))
-def test_fast_request_decoder_accepts_and_refuses_exactly_as_json_format(value):
+BODIES = st.dictionaries(st.sampled_from(KIND_KEYS + ["unknownKey", "[ext.name]"]), JSONISH, max_size=5)
+UNKNOWN = st.sampled_from(["ignore", "reject"])
+
+
+def _request_codec(fields: str, enums: str, fast: bool = True) -> RequestCodec:
+    options = TranscodingOptions().replace(unknown_body_fields=fields, unknown_body_enum_names=enums)
+    codec = RequestCodec(kinds_pb2.Kinds.DESCRIPTOR, "*", [], options=options)
+    if not fast:
+        codec._fast = _Never()
+    return codec
+
+
+@settings(max_examples=600, deadline=None)
+@given(BODIES, UNKNOWN, UNKNOWN)
+def test_fast_request_decoder_accepts_and_refuses_exactly_as_the_fallback(value, fields, enums):
+    """Under every combination of the unknown-field and unknown-enum-name settings."""
     body = json.dumps(value).encode()
-    fast = RequestCodec(kinds_pb2.Kinds.DESCRIPTOR, "*", [])
-    slow = RequestCodec(kinds_pb2.Kinds.DESCRIPTOR, "*", [])
-    slow._fast = _Never()
-    assert _outcome(fast, body) == _outcome(slow, body)
+    assert _outcome(_request_codec(fields, enums), body) == _outcome(_request_codec(fields, enums, fast=False), body)
+
+
+def _names_a_field_twice(value, descriptor) -> bool:
+    """Both spellings of one field in one object, anywhere (edge refuses what json_format takes)."""
+    if not isinstance(value, dict) or descriptor.full_name.startswith("google.protobuf."):
+        return False
+    fields = {}
+    for key in value:
+        field = descriptor.fields_by_name.get(key) or next((f for f in descriptor.fields if f.json_name == key), None)
+        if field is None:
+            continue
+        if field in fields:
+            return True
+        fields[field] = key
+        item, sub = value[key], field.message_type
+        if sub is None:
+            continue
+        if sub.GetOptions().map_entry:
+            sub = sub.fields_by_name["value"].message_type
+            if sub is not None and isinstance(item, dict) and any(_names_a_field_twice(v, sub) for v in item.values()):
+                return True
+        elif field.is_repeated:
+            if isinstance(item, list) and any(_names_a_field_twice(v, sub) for v in item):
+                return True
+        elif _names_a_field_twice(item, sub):
+            return True
+    return False
+
+
+@settings(max_examples=600, deadline=None)
+@given(BODIES, st.booleans())
+def test_request_decoding_agrees_with_json_format(value, ignore):
+    """json_format's ignore_unknown_fields=True is edge's default (unknown fields and enum names
+    ignored), False is both set to reject: the same message, or an error where it errs, except
+    that edge also refuses one field under both spellings."""
+    body = json.dumps(value).encode()
+    setting = "ignore" if ignore else "reject"
+    ours = _outcome(_request_codec(setting, setting), body)
+    if _names_a_field_twice(value, kinds_pb2.Kinds.DESCRIPTOR):
+        assert ours[0] == "error" and "twice" in ours[1]
+        return
+    try:
+        expected = json_format.ParseDict(value, kinds_pb2.Kinds(), ignore_unknown_fields=ignore, max_recursion_depth=100)
+    except Exception:
+        assert ours[0] == "error"
+    else:
+        assert ours == ("ok", expected.SerializeToString(deterministic=True))
 
 
 def test_a_plain_body_takes_the_fast_path():

@@ -42,7 +42,8 @@ from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from .errors import BadRequest, UnsupportedMediaType
+from .bodycheck import DROP, REJECT, BodyCheck
+from .errors import BadRequest, TranscodeError, UnsupportedMediaType
 from .fastjson import DictDecoder, DictEncoder
 from .options import TranscodingOptions, UnknownFields
 from .query import FieldTarget, PathError, QueryMapper, mapper_for
@@ -145,6 +146,42 @@ def load_json(body: bytes) -> Any:
         raise BadRequest(f"malformed JSON body: {exc}") from None
 
 
+_STRICT = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+_JSON_SPACE = b" \t\r\n"
+_SPACE_RUN = re.compile(r"[ \t\r\n]*")
+
+
+def load_json_values(body: bytes) -> list[tuple[Any, int]]:
+    """Every JSON value of a body that holds a sequence of them (NDJSON, or values
+    one after another as Go's json.Decoder reads them), each with the line it
+    starts on; the same strictness as `load_json`."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"request body is not valid UTF-8 (byte {exc.start})") from None
+    values: list[tuple[Any, int]] = []
+    line, counted = 1, 0
+    position = _SPACE_RUN.match(text).end()
+    while position < len(text):
+        line += text.count("\n", counted, position)
+        counted = position
+        try:
+            value, position = _STRICT.raw_decode(text, position)
+        except _DuplicateKey as exc:
+            raise BadRequest(
+                f"malformed JSON in value {len(values) + 1} (line {line}) of the request stream: "
+                f"duplicate key {exc.key!r}",
+                field=exc.key,
+            ) from None
+        except RecursionError:
+            raise BadRequest(f"value {len(values) + 1} (line {line}) of the request stream is nested too deeply") from None
+        except ValueError as exc:
+            raise BadRequest(f"malformed JSON in value {len(values) + 1} (line {line}) of the request stream: {exc}") from None
+        values.append((value, line))
+        position = _SPACE_RUN.match(text, position).end()
+    return values
+
+
 def _json_error(exc: BaseException, prefix: str) -> BadRequest:
     """json_format's error -> BadRequest naming the field path it reports
     (relative to the request message: `prefix` is where parsing started).
@@ -216,6 +253,8 @@ class RequestCodec:
         self.body = body
         self.options = options
         self.ignore_unknown_fields = options.unknown_body_fields is UnknownFields.IGNORE
+        ignore_enum_names = options.unknown_body_enum_names is UnknownFields.IGNORE
+        self._whitespace_is_empty = options.whitespace_body_is_empty
         self._cls = message_factory.GetMessageClass(input_type)
         self._pool = input_type.file.pool
         self._query: QueryMapper = mapper_for(input_type)
@@ -232,6 +271,7 @@ class RequestCodec:
         self._body_raw = False  # HttpBody: raw bytes, no JSON
         self._body_object = False  # body must be a JSON object (a plain message)
         self._body_wkt = False  # singular message with a JSON form of its own
+        self._body_list = False  # a repeated (not map) field: its body is a JSON array
         if body == "*":
             self._body_raw = _is_http_body(input_type)
         elif body:
@@ -241,11 +281,18 @@ class RequestCodec:
             self._body_raw = singular_message and _is_http_body(leaf.message_type)
             self._body_wkt = singular_message and leaf.message_type.full_name.startswith("google.protobuf.")
             self._body_object = singular_message and not self._body_raw and not self._body_wkt
+            self._body_list = leaf.is_repeated and not (leaf.message_type and leaf.message_type.GetOptions().map_entry)
             for dotted in path_fields:
                 if self._body_raw and (dotted == body or dotted.startswith(body + ".")):
                     raise CodecConfigError(f"path variable {dotted!r} is inside the raw body field {body!r}")
         self._bound = frozenset(path_fields) | ({body} if body and body != "*" else frozenset())
-        self._fast = DictDecoder()
+        self._fast = DictDecoder(
+            ignore_unknown_fields=self.ignore_unknown_fields, ignore_unknown_enum_names=ignore_enum_names
+        )
+        # json_format's enum-name handling follows ignore_unknown_fields; where the route
+        # decides them apart, the fallback path's check refuses or drops the names first.
+        enum_names = None if ignore_enum_names == self.ignore_unknown_fields else DROP if ignore_enum_names else REJECT
+        self._check = BodyCheck(self._pool, enum_names)
 
     def decode(
         self,
@@ -255,20 +302,100 @@ class RequestCodec:
         content_type: str | None,
     ) -> Message:
         """One request message; BadRequest (or UnsupportedMediaType) on bad input."""
-        message = self._cls()
         if self.body == "*" and query:
-            key = query[0][0]
-            raise BadRequest(
-                f"unknown query parameter {key!r}: this route takes every field from the request body",
-                field=key,
-            )
+            self._refuse_query(query)
+        message = self._cls()
         if self.body:
-            self._decode_body(message, body, content_type)
+            if self._body_raw:
+                self._raw_body(message, body, content_type)
+            elif body:
+                if body.strip(_JSON_SPACE):
+                    _check_charset(content_type)
+                    self._fill(message, load_json(body))
+                else:
+                    self._whitespace(content_type)
         if path_bindings:
             self._apply_path(message, path_bindings)
         if query:
             self._query.apply(message, query, self._bound)
         return message
+
+    def decode_stream(
+        self,
+        path_bindings: list[tuple[tuple[str, ...], str]],
+        query: list[tuple[str, str]],
+        body: bytes,
+        content_type: str | None,
+    ) -> list[Message]:
+        """The request messages of a client- or bidi-streaming call, from one body:
+
+        * one JSON array (Envoy's format): each element is one message's body, as a
+          unary body of this route would be (for a repeated body field Envoy also
+          takes a bare element as a one-element list); ``[]`` is no message; the path
+          and query bindings go to the first message only, as Envoy does;
+        * otherwise a sequence of JSON values, one message each: NDJSON, or values
+          one after another (pretty-printed too), as grpc-gateway's json.Decoder reads
+          them; every message gets the path and query bindings (see the README).
+
+        An empty body is no message; a google.api.HttpBody body is one message of
+        the raw bytes. BadRequest names the element or value, and its line.
+        """
+        if self.body == "*" and query:
+            self._refuse_query(query)
+        if not body:
+            return []
+        if self._body_raw:
+            return [self.decode(path_bindings, query, body, content_type)]
+        if not body.strip(_JSON_SPACE):
+            self._whitespace(content_type)
+            return []
+        _check_charset(content_type)
+        values = load_json_values(body)
+        if len(values) == 1 and type(values[0][0]) is list:
+            messages = []
+            for index, element in enumerate(values[0][0]):
+                if self._body_list and type(element) is not list and element is not None:
+                    element = [element]
+                try:
+                    first = index == 0
+                    messages.append(self._one_of_stream(element, path_bindings if first else (), query if first else ()))
+                except TranscodeError as exc:
+                    exc.message = f"element {index} of the JSON array body: {exc.message}"
+                    raise
+            return messages
+        messages = []
+        for number, (value, line) in enumerate(values, start=1):
+            try:
+                messages.append(self._one_of_stream(value, path_bindings, query))
+            except TranscodeError as exc:
+                exc.message = f"value {number} (line {line}) of the request stream: {exc.message}"
+                raise
+        return messages
+
+    def _one_of_stream(self, value: Any, path_bindings: Any, query: Any) -> Message:
+        message = self._cls()
+        if self.body:
+            self._fill(message, value)
+        if path_bindings:
+            self._apply_path(message, path_bindings)
+        if query:
+            self._query.apply(message, query, self._bound)
+        return message
+
+    def _refuse_query(self, query: list[tuple[str, str]]) -> None:
+        key = query[0][0]
+        raise BadRequest(
+            f"unknown query parameter {key!r}: this route takes every field from the request body",
+            field=key,
+        )
+
+    def _whitespace(self, content_type: str | None) -> None:
+        """A body of only whitespace: Envoy refuses it, grpc-gateway reads an empty message."""
+        _check_charset(content_type)
+        if not self._whitespace_is_empty:
+            raise BadRequest(
+                "request body is only whitespace: send a JSON value, or no body at all for an empty message"
+            )
 
     def _apply_path(self, message: Message, bindings: list[tuple[tuple[str, ...], str]]) -> None:
         cleared: set[str] = set()
@@ -286,23 +413,20 @@ class RequestCodec:
                 _walk_target(message, target).ClearField(target.leaf.name)
             self._query.assign(message, target, value, label="path variable", field=dotted, check_oneof=False)
 
-    def _decode_body(self, message: Message, body: bytes, content_type: str | None) -> None:
-        if self._body_raw:
-            target = _walk(message, self._body_chain)
-            target.SetInParent()
-            target.content_type = content_type or ""
-            target.data = body
-            return
-        if not body or not body.strip():
-            return
-        _check_charset(content_type)
-        value = load_json(body)
+    def _raw_body(self, message: Message, body: bytes, content_type: str | None) -> None:
+        target = _walk(message, self._body_chain)
+        target.SetInParent()
+        target.content_type = content_type or ""
+        target.data = body
+
+    def _fill(self, message: Message, value: Any) -> None:
+        """The body's JSON value into `message`, as the route's body rule says."""
         prefix = self.body if self._body_chain else ""
         try:
             if not self._body_chain:
                 if not isinstance(value, dict):
                     raise BadRequest(f"request body must be a JSON object, not {_json_kind(value)}")
-                self._parse_into(value, message)
+                self._parse_into(value, message, "")
             elif self._body_object or self._body_wkt:
                 if self._body_object and not isinstance(value, dict):
                     raise BadRequest(
@@ -311,24 +435,26 @@ class RequestCodec:
                     )
                 target = _walk(message, self._body_chain)
                 target.SetInParent()
-                self._parse_into(value, target)
+                self._parse_into(value, target, prefix)
             else:
                 leaf = self._body_chain[-1]
                 parent = _walk(message, self._body_chain[:-1])
                 prefix = ".".join(f.name for f in self._body_chain[:-1])
-                self._parse_into({leaf.name: value}, parent, fast=False)
+                self._parse_into({leaf.name: value}, parent, prefix, fast=False)
         except BadRequest:
             raise
         except Exception as exc:  # json_format: ParseError, plus anything odd (RecursionError, TypeError...)
             raise _json_error(exc, prefix) from None
 
-    def _parse_into(self, value: Any, message: Message, fast: bool = True) -> None:
-        if fast and type(value) is dict and not message.DESCRIPTOR.full_name.startswith("google.protobuf."):
+    def _parse_into(self, value: Any, message: Message, prefix: str, fast: bool = True) -> None:
+        descriptor = message.DESCRIPTOR
+        if fast and type(value) is dict and not descriptor.full_name.startswith("google.protobuf."):
             try:
                 self._fast.fill(message, value, 0)
                 return
             except Exception:  # json_format decides, from a clean start, with its own errors
                 message.Clear()
+        self._check.check(value, descriptor, prefix)
         json_format.ParseDict(
             value,
             message,
@@ -373,6 +499,8 @@ class ResponseCodec:
         self.options = options
         self.emit_unpopulated = emit_unpopulated = options.emit_unpopulated
         self.use_proto_names = use_proto_names = options.use_proto_names
+        self.enums_as_ints = enums_as_ints = options.enums_as_ints
+        self.unset_messages_as_null = emit_unpopulated and options.unset_messages_as_null
         self._chain: list[FieldDescriptor] = []
         self._leaf_message = False
         self._leaf_key = ""
@@ -390,12 +518,15 @@ class ResponseCodec:
                     self._leaf_parent_cls(),
                     always_print_fields_with_no_presence=True,
                     preserving_proto_field_name=use_proto_names,
+                    use_integers_for_enums=enums_as_ints,
                 ).get(self._leaf_key)
         else:
             self.is_http_body = _is_http_body(output_type)
         self.stream_content_type: str | None = None if self.is_http_body else "application/x-ndjson"
-        # emit_unpopulated needs every field's default: json_format does that (rarely configured).
-        self._fast: DictEncoder | None = None if emit_unpopulated else DictEncoder(use_proto_names, self._to_dict_slow)
+        self._fast = DictEncoder(
+            use_proto_names, self._to_dict_slow, enums_as_ints=enums_as_ints,
+            emit_unpopulated=emit_unpopulated, unset_messages_as_null=self.unset_messages_as_null,
+        )
 
     def encode(self, message: Message) -> tuple[bytes, str]:
         """(body, content type): compact proto3 JSON, or an HttpBody's raw bytes."""
@@ -432,29 +563,75 @@ class ResponseCodec:
         return self._to_dict(scratch).get(self._leaf_key, self._leaf_default)
 
     def _to_dict(self, message: Message) -> Any:
-        if self._fast is not None:
-            try:
-                return self._fast.message(message)
-            except Exception:  # anything unusual: json_format decides (and reports errors its way)
-                pass
-        return self._to_dict_slow(message)
+        try:
+            return self._fast.message(message)
+        except Exception:  # anything unusual: json_format decides (and reports errors its way)
+            return self._to_dict_slow(message)
 
     def _to_dict_slow(self, message: Message) -> Any:
         try:
-            return json_format.MessageToDict(
-                message,
-                always_print_fields_with_no_presence=self.emit_unpopulated,
-                preserving_proto_field_name=self.use_proto_names,
-                descriptor_pool=message.DESCRIPTOR.file.pool,
-            )
+            out = self._print(message, message.DESCRIPTOR.file.pool)
         except TypeError as exc:
             # An Any whose type the backend's pool lacks may still be a type
             # the gateway itself knows (google.rpc.*, google.protobuf.*).
             if "Can not find message descriptor" not in str(exc):
                 raise
-            return json_format.MessageToDict(
-                message,
-                always_print_fields_with_no_presence=self.emit_unpopulated,
-                preserving_proto_field_name=self.use_proto_names,
-                descriptor_pool=_descriptor_pool.Default(),
-            )
+            out = self._print(message, _descriptor_pool.Default())
+        if self.unset_messages_as_null:
+            self._null_unset_messages(message, out)
+        return out
+
+    def _print(self, message: Message, pool: Any) -> Any:
+        return json_format.MessageToDict(
+            message,
+            always_print_fields_with_no_presence=self.emit_unpopulated,
+            preserving_proto_field_name=self.use_proto_names,
+            use_integers_for_enums=self.enums_as_ints,
+            descriptor_pool=pool,
+        )
+
+    def _null_unset_messages(self, message: Message, out: Any) -> None:
+        """protojson's EmitUnpopulated on top of json_format's output (which has no
+        such option): an unset message field outside a oneof prints as null, at
+        every level, in lists, map values and the message an Any holds."""
+        descriptor = message.DESCRIPTOR
+        if descriptor.full_name == "google.protobuf.Any":
+            packed = _unpack_any(message)
+            if packed is not None and not packed.DESCRIPTOR.full_name.startswith("google.protobuf."):
+                self._null_unset_messages(packed, out)
+            return
+        if not isinstance(out, dict) or descriptor.full_name.startswith("google.protobuf."):
+            return
+        for field in descriptor.fields:
+            if field.message_type is None:
+                continue
+            name = field.name if self.use_proto_names else field.json_name
+            if field.message_type.GetOptions().map_entry:
+                value_field = field.message_type.fields_by_name["value"]
+                printed = out.get(name)
+                if value_field.message_type is not None and printed:
+                    bool_keys = field.message_type.fields_by_name["key"].cpp_type == FieldDescriptor.CPPTYPE_BOOL
+                    for key, sub in getattr(message, field.name).items():
+                        text = ("true" if key else "false") if bool_keys else str(key)
+                        self._null_unset_messages(sub, printed[text])
+            elif field.is_repeated:
+                for sub, printed in zip(getattr(message, field.name), out.get(name, ())):
+                    self._null_unset_messages(sub, printed)
+            elif message.HasField(field.name):
+                self._null_unset_messages(getattr(message, field.name), out[name])
+            elif field.containing_oneof is None:
+                out[name] = None
+
+
+def _unpack_any(message: Message) -> Message | None:
+    """The message an Any holds, from the Any's own pool or the gateway's; None if neither knows it."""
+    name = message.type_url.rpartition("/")[2]
+    for pool in (message.DESCRIPTOR.file.pool, _descriptor_pool.Default()):
+        try:
+            cls = message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
+        except KeyError:
+            continue
+        packed = cls()
+        packed.ParseFromString(message.value)
+        return packed
+    return None

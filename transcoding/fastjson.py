@@ -19,7 +19,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-__all__ = ["DictDecoder", "DictEncoder", "Fallback", "utc_timestamp"]
+__all__ = ["DictDecoder", "DictEncoder", "Fallback", "json_enum_names", "utc_timestamp"]
 
 
 # ------------------------------------------------------- fast response JSON
@@ -35,19 +35,39 @@ _INT64_CPP = frozenset({FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_U
 
 
 class DictEncoder:
-    """Message -> the dict json_format.MessageToDict makes (no unpopulated fields),
-    from a plan built once per message type: one converter per field instead of
-    json_format's per-value type dispatch (measured ~4x faster on the demo's
-    Book list). Any field or value it does not know raises `Fallback`, and
-    `ResponseCodec` then asks json_format, so output and errors stay json_format's.
-    Any/Struct/Value/ListValue sub-messages are handed to `delegate` whole.
+    """Message -> the dict json_format.MessageToDict makes, from a plan built once
+    per message type: one converter per field instead of json_format's per-value
+    type dispatch (measured ~4x faster on the demo's Book list). Any field or
+    value it does not know raises `Fallback`, and `ResponseCodec` then asks
+    json_format, so output and errors stay json_format's. Any/Struct/Value/ListValue
+    sub-messages are handed to `delegate` whole.
+
+    The print options are plan variants, so none costs a per-value test:
+    `enums_as_ints` (use_integers_for_enums), `emit_unpopulated`
+    (always_print_fields_with_no_presence: each plan carries the JSON default of
+    every field without presence, added where the message left it out) and
+    `unset_messages_as_null` (with emit_unpopulated: protojson's EmitUnpopulated,
+    which json_format lacks, printing an unset message field outside a oneof as null).
     """
 
-    def __init__(self, use_proto_names: bool, delegate: Any) -> None:
+    def __init__(
+        self,
+        use_proto_names: bool,
+        delegate: Any,
+        *,
+        enums_as_ints: bool = False,
+        emit_unpopulated: bool = False,
+        unset_messages_as_null: bool = False,
+    ) -> None:
         self._use_proto_names = use_proto_names
+        self._enums_as_ints = enums_as_ints
+        self._emit_unpopulated = emit_unpopulated
+        self._null_messages = emit_unpopulated and unset_messages_as_null
         self._delegate = delegate
-        self._plans: dict[Descriptor, dict[FieldDescriptor, tuple[str, Any]]] = {}
-        self._printer = json_format._Printer(preserving_proto_field_name=use_proto_names)
+        self._plans: dict[Descriptor, tuple[dict[FieldDescriptor, tuple[str, Any]], tuple[tuple[str, int, Any], ...]]] = {}
+        self._printer = json_format._Printer(
+            preserving_proto_field_name=use_proto_names, use_integers_for_enums=enums_as_ints
+        )
 
     def message(self, message: Message) -> Any:
         return self._message_converter(message.DESCRIPTOR)(message)
@@ -66,31 +86,50 @@ class DictEncoder:
 
     def _regular(self, message: Message) -> dict[str, Any]:
         descriptor = message.DESCRIPTOR
-        plan = self._plans.get(descriptor)
-        if plan is None:
-            plan = self._plans[descriptor] = self._plan(descriptor)
+        entry = self._plans.get(descriptor)
+        if entry is None:
+            entry = self._plans[descriptor] = self._plan(descriptor)
+        plan, unpopulated = entry
         out: dict[str, Any] = {}
         for field, value in message.ListFields():
-            entry = plan.get(field)
-            if entry is None:  # an extension
+            found = plan.get(field)
+            if found is None:  # an extension
                 raise Fallback(field.full_name)
-            name, convert = entry
+            name, convert = found
             out[name] = value if convert is None else convert(value)
+        if unpopulated:
+            for name, kind, default in unpopulated:
+                if name not in out:  # json_format's order: the set fields, then the rest
+                    out[name] = default if kind == _VALUE else [] if kind == _LIST else {}
         return out
 
-    def _plan(self, descriptor: Descriptor) -> dict[FieldDescriptor, tuple[str, Any]]:
+    def _plan(
+        self, descriptor: Descriptor
+    ) -> tuple[dict[FieldDescriptor, tuple[str, Any]], tuple[tuple[str, int, Any], ...]]:
         plan: dict[FieldDescriptor, tuple[str, Any]] = {}
+        unpopulated: list[tuple[str, int, Any]] = []
         for field in descriptor.fields:
             name = field.name if self._use_proto_names else field.json_name
-            if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            is_map = field.message_type is not None and field.message_type.GetOptions().map_entry
+            if is_map:
                 plan[field] = (name, self._map(field.message_type))
-                continue
-            one = self._single(field)
-            if field.is_repeated:
-                plan[field] = (name, list if one is None else (lambda values, one=one: [one(v) for v in values]))
             else:
-                plan[field] = (name, one)
-        return plan
+                one = self._single(field)
+                if field.is_repeated:
+                    plan[field] = (name, list if one is None else (lambda values, one=one: [one(v) for v in values]))
+                else:
+                    plan[field] = (name, one)
+            if not self._emit_unpopulated:
+                continue
+            if is_map:
+                unpopulated.append((name, _DICT, None))
+            elif field.is_repeated:
+                unpopulated.append((name, _LIST, None))
+            elif not field.has_presence:
+                unpopulated.append((name, _VALUE, self._printer._FieldToJsonObject(field, field.default_value)))
+            elif self._null_messages and field.message_type is not None and field.containing_oneof is None:
+                unpopulated.append((name, _VALUE, None))
+        return plan, tuple(unpopulated)
 
     def _single(self, field: FieldDescriptor) -> Any:
         """Converter of one value of `field` (None: the value is its own JSON)."""
@@ -101,13 +140,18 @@ class DictEncoder:
     def _scalar(self, field: FieldDescriptor) -> Any:
         cpp = field.cpp_type
         if cpp == FieldDescriptor.CPPTYPE_ENUM:
+            if self._enums_as_ints:
+                return None
             names = {v.number: self._printer._FieldToJsonObject(field, v.number) for v in field.enum_type.values}
+            closed = field.enum_type.is_closed
 
             def enum(number: int) -> Any:
                 try:
                     return names[number]
-                except KeyError:  # an unknown number: open or closed enum, json_format knows
-                    raise Fallback(field.full_name) from None
+                except KeyError:  # an open enum prints an unknown number as it is; a closed one is an error
+                    if closed:
+                        raise Fallback(field.full_name) from None
+                    return number
 
             return enum
         if field.type == FieldDescriptor.TYPE_BYTES:
@@ -133,6 +177,9 @@ class DictEncoder:
             return out
 
         return map_value
+
+
+_VALUE, _LIST, _DICT = 0, 1, 2  # how an unpopulated field prints: its default, [] or {}
 
 
 def _wkt_string(message: Message) -> str:
@@ -178,15 +225,23 @@ class DictDecoder:
     accepts just the unambiguous JSON forms: strings for string fields, booleans,
     in-range integers (int64 also as decimal strings), finite numbers for
     doubles, enum names, objects for messages, Timestamp/Duration/FieldMask
-    strings, arrays of those. Anything else (null, an unknown key, a field
-    set twice, a second member of a oneof, maps, bytes, floats, wrappers,
-    Struct, Any, deep nesting) raises `Fallback` and json_format parses the
-    whole body, so every accepted body gives json_format's message and every
-    error is still json_format's. 282-byte CreateBook body: 41 us -> ~10 us.
+    strings, arrays of those. Anything else (null, a field set twice, a second
+    member of a oneof, maps, bytes, floats, wrappers, Struct, Any, deep nesting)
+    raises `Fallback` and json_format parses the whole body, so every accepted
+    body gives json_format's message and every error is still json_format's.
+    282-byte CreateBook body: 41 us -> ~10 us.
+
+    Where the route ignores them (`ignore_unknown_fields`, `ignore_unknown_enum_names`,
+    json_format's ignore_unknown_fields), an unknown key is skipped and an unknown
+    enum name leaves the field unset or the list without it, here, so a newer
+    client's extra field costs nothing; otherwise they fall back too (json_format,
+    or the codec's checks, name them).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, ignore_unknown_fields: bool = False, ignore_unknown_enum_names: bool = False) -> None:
         self._plans: dict[Descriptor, dict[str, tuple[FieldDescriptor, Any]]] = {}
+        self._skip_unknown = ignore_unknown_fields
+        self._skip_enum_names = ignore_unknown_enum_names
 
     def fill(self, message: Message, value: dict, depth: int) -> None:
         if depth > _FAST_DEPTH:
@@ -198,7 +253,12 @@ class DictDecoder:
         seen: set[Any] = set()
         for key, item in value.items():
             entry = plan.get(key)
-            if entry is None or item is None:
+            if entry is None:
+                # json_format skips an unknown name too, but not "[...]": an extension's
+                if self._skip_unknown and key[:1] != "[":
+                    continue
+                raise Fallback(key)
+            if item is None:
                 raise Fallback(key)
             field, setter = entry
             group = field.containing_oneof or field
@@ -221,7 +281,16 @@ class DictDecoder:
         one = self._one(field)
         if one is None:
             return _refuse
+        skips = field.cpp_type == FieldDescriptor.CPPTYPE_ENUM and self._skip_enum_names
         if field.is_repeated:
+            if skips:
+                def repeated_enum(message: Message, items: Any, depth: int) -> None:
+                    if type(items) is not list:
+                        raise Fallback(name)
+                    numbers = [one(item) for item in items]
+                    getattr(message, name).extend([n for n in numbers if n is not _SKIP])
+
+                return repeated_enum
             if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
                 fill_new = one
 
@@ -249,6 +318,14 @@ class DictDecoder:
                 sub.SetInParent()
 
             return singular_message
+
+        if skips:
+            def singular_enum(message: Message, item: Any, depth: int) -> None:
+                number = one(item)
+                if number is not _SKIP:
+                    setattr(message, name, number)
+
+            return singular_enum
 
         def scalar(message: Message, item: Any, depth: int) -> None:
             setattr(message, name, one(item))
@@ -338,12 +415,15 @@ class DictDecoder:
         if cpp == FieldDescriptor.CPPTYPE_ENUM:
             if field.enum_type.full_name == "google.protobuf.NullValue":
                 return None
-            numbers = {v.name: v.number for v in field.enum_type.values}
+            numbers = json_enum_names(field)
+            skip = self._skip_enum_names
 
-            def enum(item: Any) -> int:
+            def enum(item: Any) -> Any:
                 number = numbers.get(item) if type(item) is str else None
                 if number is None:
-                    raise Fallback(field.name)
+                    if skip and type(item) is str and not _is_int_text(item):
+                        return _SKIP  # an unknown name: json_format drops it too
+                    raise Fallback(field.name)  # numbers, numeric strings: json_format decides
                 return number
 
             return enum
@@ -352,4 +432,28 @@ class DictDecoder:
 
 def _refuse(message: Message, item: Any, depth: int) -> None:
     raise Fallback("unsupported field")
+
+
+_SKIP = object()  # an unknown enum name the route ignores
+
+
+def _is_int_text(text: str) -> bool:
+    """Whether json_format reads this enum string as a number (it tries int())."""
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+def json_enum_names(field: FieldDescriptor) -> dict[str, int]:
+    """Every name json_format reads as a value of the field's enum: the value
+    names and any custom JSON names (`pb.enumvalue.json`), as its printer spells them."""
+    printer = json_format._Printer()
+    names = {v.name: v.number for v in field.enum_type.values}
+    for v in field.enum_type.values:
+        printed = printer._FieldToJsonObject(field, v.number)
+        if type(printed) is str:
+            names.setdefault(printed, v.number)
+    return names
 

@@ -71,6 +71,19 @@ class TranscodingOptions:
         "a JSON body field the request message does not have: ignored (both anchors, so a newer "
         "client works against an older backend) or a 400 naming it",
     )
+    unknown_body_enum_names: UnknownFields = _option(
+        UnknownFields.IGNORE,
+        "an enum value name in a JSON body that the enum does not have: ignored like an unknown field, "
+        "leaving the field unset and the list or map without that entry (grpc-gateway: protojson's "
+        "DiscardUnknown), or a 400 naming the field (Envoy, whose unknown-field setting spares enums)",
+        envoy=UnknownFields.REJECT,
+    )
+    whitespace_body_is_empty: bool = _option(
+        False,
+        "a body of only whitespace: a 400 (Envoy) or, like an empty body, an empty message "
+        "(grpc-gateway, whose JSON decoder reads it as the end of input)",
+        grpc_gateway=True,
+    )
 
     # ---- streaming replies
 
@@ -83,8 +96,22 @@ class TranscodingOptions:
     )
 
     # ---- JSON output (both anchors' print options)
-    emit_unpopulated: bool = _option(False, "print fields holding their zero value")
+    emit_unpopulated: bool = _option(
+        False,
+        "print fields without presence that hold their zero value: `0`, `\"\"`, `false`, the zero "
+        "enum name, `[]`, `{}` (Envoy's always_print_primitive_fields; grpc-gateway's default EmitUnpopulated)",
+        grpc_gateway=True,
+    )
+    unset_messages_as_null: bool = _option(
+        False,
+        "with `emit_unpopulated`, an unset message field outside a oneof is printed as `null` "
+        "(grpc-gateway: protojson's EmitUnpopulated) instead of left out (Envoy)",
+        grpc_gateway=True,
+    )
     use_proto_names: bool = _option(False, "print proto field names instead of lowerCamelCase")
+    enums_as_ints: bool = _option(
+        False, "print enum values as numbers (Envoy's always_print_enums_as_ints, grpc-gateway's UseEnumNumbers)"
+    )
 
     def replace(self, **changes: Any) -> "TranscodingOptions":
         """A copy with some fields changed (values may be given as the config spells them)."""
