@@ -8,7 +8,7 @@ a method adds its operation (callers cache per table generation).
 Mapping choices (grpc-gateway's protoc-gen-openapiv2 is the reference):
 
 * Paths: a variable is one path parameter named after its field (json names
-  unless `use_proto_names`). A variable spanning several segments
+  unless the backend's `use_proto_names`). A variable spanning several segments
   (``{name=shelves/*}``, ``**``) is still one parameter, as grpc-gateway does
   by default: its schema carries the pattern as a regex and its description
   says the value contains '/' that must be sent unescaped (the gateway, per
@@ -33,9 +33,15 @@ Mapping choices (grpc-gateway's protoc-gen-openapiv2 is the reference):
 * Query parameters: every field the query mapper would accept and the path or
   body does not bind, flattened with dots; message fields recurse until a
   type repeats on the way down.
-* Schemas are proto3 JSON: 64-bit integers are strings, enums are value
-  names, well-known types take their JSON forms, maps are objects. Messages
-  are components named by full proto name, so recursion is a `$ref`. Floats
+* Schemas are proto3 JSON as the route's backend prints it (`route.options`,
+  per backend): field names lowerCamelCase or proto names (`use_proto_names`),
+  enums as value names or integers (`enums_as_ints`), unset message fields
+  nullable where they print as null (`unset_messages_as_null`); 64-bit
+  integers are strings, well-known types take their JSON forms, maps are
+  objects. Messages are components named by full proto name, so recursion is
+  a `$ref`; a backend that prints differently from the gateway-wide options
+  gets its own components, suffixed (``pkg.Book-proto_names``), its own
+  parameter names, and a sentence in its responses' description. Floats
   are plain numbers, as grpc-gateway and gnostic write them (generated
   clients choke on number-or-string unions); descriptions say NaN and
   Infinity arrive as strings.
@@ -259,6 +265,14 @@ _STATUS_DESCRIPTION = (
 )
 
 
+def _or_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema`, or null (a schema that admits null already is left alone)."""
+    kind = schema.get("type")
+    if "type" not in schema and "$ref" not in schema or kind == "null" or (isinstance(kind, list) and "null" in kind):
+        return schema
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
 def _is_map(f: FieldDescriptor) -> bool:
     return bool(f.message_type is not None and f.is_repeated and f.message_type.GetOptions().map_entry)
 
@@ -274,14 +288,62 @@ def _behaviors(f: FieldDescriptor) -> set[int]:
     return set(options.Extensions[field_behavior_pb2.field_behavior])
 
 
-class _Schemas:
-    """Component schemas, built on demand; messages go through a work list so
-    recursive types end in a `$ref` instead of recursing here."""
+@dataclass(frozen=True)
+class _Printing:
+    """What the print options make a schema look like (emit_unpopulated alone changes
+    which fields appear, not their schemas: it is said in descriptions)."""
 
-    def __init__(self, comments: Mapping[str, str], use_proto_names: bool) -> None:
+    use_proto_names: bool
+    enums_as_ints: bool
+    nulls: bool  # emit_unpopulated with unset_messages_as_null: unset message fields are null
+
+    @classmethod
+    def of(cls, options: TranscodingOptions) -> "_Printing":
+        return cls(options.use_proto_names, options.enums_as_ints,
+                   options.emit_unpopulated and options.unset_messages_as_null)
+
+    def suffix(self, base: "_Printing") -> str:
+        """Component-name suffix of this variant's schemas, against the document's own."""
+        parts = []
+        if self.use_proto_names != base.use_proto_names:
+            parts.append("proto_names" if self.use_proto_names else "json_names")
+        if self.enums_as_ints != base.enums_as_ints:
+            parts.append("enum_numbers" if self.enums_as_ints else "enum_names")
+        if self.nulls != base.nulls:
+            parts.append("nulls" if self.nulls else "no_nulls")
+        return "".join(f"-{p}" for p in parts)
+
+
+def _print_note(options: TranscodingOptions) -> str:
+    """One sentence: how responses are printed under `options`."""
+    names = "proto field names" if options.use_proto_names else "lowerCamelCase JSON names"
+    enums = "enums as numbers" if options.enums_as_ints else "enums as value names"
+    if not options.emit_unpopulated:
+        fields = "fields holding their zero value (0, \"\", false, empty lists) left out"
+    elif options.unset_messages_as_null:
+        fields = "every field, zero values too, and unset message fields as null"
+    else:
+        fields = "every field without presence, zero values too (unset message fields left out)"
+    return f"Responses use {names}, {enums}, {fields}."
+
+
+class _Schemas:
+    """Component schemas of one print variant, built on demand; messages go through
+    a work list so recursive types end in a `$ref` instead of recursing here.
+
+    Every variant of a document writes into one `components` dict: the document's
+    own variant under the full proto names, a backend that prints differently
+    (its `route.options`) under names with a suffix (`pkg.Book-proto_names`)."""
+
+    def __init__(
+        self, comments: Mapping[str, str], printing: _Printing, *, suffix: str = "",
+        components: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         self.comments = comments
-        self.use_proto_names = use_proto_names
-        self.components: dict[str, dict[str, Any]] = {}
+        self.printing = printing
+        self.use_proto_names = printing.use_proto_names
+        self.suffix = suffix
+        self.components: dict[str, dict[str, Any]] = {} if components is None else components
         self._pending: list[Descriptor | EnumDescriptor] = []
         self._synthetic: dict[str, frozenset[str]] = {}
 
@@ -295,18 +357,20 @@ class _Schemas:
         wkt = _WKT.get(descriptor.full_name)
         if wkt is not None:
             return dict(wkt)
-        if descriptor.full_name not in self.components:
-            self.components[descriptor.full_name] = {}
+        name = descriptor.full_name + self.suffix
+        if name not in self.components:
+            self.components[name] = {}
             self._pending.append(descriptor)
-        return self.ref(descriptor.full_name)
+        return self.ref(name)
 
     def enum(self, descriptor: EnumDescriptor) -> dict[str, Any]:
         if descriptor.full_name == "google.protobuf.NullValue":
             return {"type": "null"}
-        if descriptor.full_name not in self.components:
-            self.components[descriptor.full_name] = {}
+        name = descriptor.full_name + self.suffix
+        if name not in self.components:
+            self.components[name] = {}
             self._pending.append(descriptor)
-        return self.ref(descriptor.full_name)
+        return self.ref(name)
 
     def value(self, f: FieldDescriptor) -> dict[str, Any]:
         """One value of the field (an element, for repeated fields)."""
@@ -329,6 +393,8 @@ class _Schemas:
             schema = {"type": "array", "items": self.value(f)}
         else:
             schema = self.value(f)
+            if self.printing.nulls and _message_type(f) is not None and f.containing_oneof is None:
+                schema = _or_null(schema)  # printed as null when unset (grpc-gateway)
         if describe:
             self._annotate(schema, f)
         return schema
@@ -371,10 +437,11 @@ class _Schemas:
     def finish(self) -> dict[str, dict[str, Any]]:
         while self._pending:
             item = self._pending.pop()
+            name = item.full_name + self.suffix
             if isinstance(item, EnumDescriptor):
-                self.components[item.full_name] = self._enum_schema(item)
+                self.components[name] = self._enum_schema(item)
             else:
-                self.components[item.full_name] = self._message_schema(item)
+                self.components[name] = self._message_schema(item)
         return dict(sorted(self.components.items()))
 
     def _message_schema(self, descriptor: Descriptor) -> dict[str, Any]:
@@ -385,8 +452,15 @@ class _Schemas:
         return schema
 
     def _enum_schema(self, descriptor: EnumDescriptor) -> dict[str, Any]:
-        schema: dict[str, Any] = {"type": "string", "enum": [v.name for v in descriptor.values]}
         lines = [self.comments.get(descriptor.full_name, "")]
+        if self.printing.enums_as_ints:
+            # printed as numbers (enums_as_ints); requests may still send the names
+            schema: dict[str, Any] = {"type": "integer", "enum": sorted({v.number for v in descriptor.values})}
+            lines.append("Printed as numbers; requests may send the value names too:\n" + "\n".join(
+                f"- `{v.number}`: `{v.name}`" for v in descriptor.values
+            ))
+        else:
+            schema = {"type": "string", "enum": [v.name for v in descriptor.values]}
         documented = [
             f"- `{v.name}`: {' '.join(self.comments[f'{descriptor.full_name}.{v.name}'].split())}"
             for v in descriptor.values
@@ -593,13 +667,17 @@ class _Document:
         self,
         *,
         comments: Mapping[str, str],
-        use_proto_names: bool,
+        options: TranscodingOptions,
         expand_path_patterns: bool,
         security: SecurityInfo | None,
     ) -> None:
-        self.schemas = _Schemas(comments, use_proto_names)
-        self.paths_helper = _Paths(self.schemas, expand_path_patterns)
+        self.options = options
         self.comments = comments
+        self._expand = expand_path_patterns
+        self._components: dict[str, dict[str, Any]] = {}
+        self._base = _Printing.of(options)
+        self._variants: dict[_Printing, tuple[_Schemas, _Paths]] = {}
+        self.schemas, self.paths_helper = self.base_schemas, _ = self._variant(options)
         self.security = security
         self.paths: dict[str, dict[str, Any]] = {}
         self._signatures: dict[str, list[str]] = {}  # path with variable patterns -> path strings
@@ -608,9 +686,25 @@ class _Document:
         self.tags: dict[str, str] = {}  # service full name -> tag
         self._bindings: dict[str, list] = {}
 
+    def _variant(self, options: TranscodingOptions) -> tuple[_Schemas, _Paths]:
+        printing = _Printing.of(options)
+        found = self._variants.get(printing)
+        if found is None:
+            schemas = _Schemas(self.comments, printing, suffix=printing.suffix(self._base), components=self._components)
+            found = self._variants[printing] = (schemas, _Paths(schemas, self._expand))
+        return found
+
+    def finish(self) -> dict[str, dict[str, Any]]:
+        """Every variant's components (building one may not add to another's)."""
+        for schemas, _ in self._variants.values():
+            schemas.finish()
+        return dict(sorted(self._components.items()))
+
     # -- operations
 
     def add(self, route: Route) -> None:
+        # names, enums and nulls as this route's backend prints them
+        self.schemas, self.paths_helper = self._variant(route.options)
         binding = route.binding
         kind = binding.http_method.lower()
         if kind not in _OPERATION_KINDS:
@@ -809,9 +903,17 @@ class _Document:
             }
         assert schema is not None
         if method.client_streaming:
+            bound = "path and query parameters" if binding.body != "*" else "path parameters"
             return {
-                "description": description + " A stream: NDJSON, one request message per line.",
-                "content": {"application/x-ndjson": {"schema": schema}},
+                "description": description + (
+                    " A stream of request messages, each body as above: a JSON array (Envoy's form; "
+                    f"the {bound} fill the first message only), or NDJSON, one message per line "
+                    f"(or JSON values one after another; the {bound} fill every message)."
+                ),
+                "content": {
+                    "application/json": {"schema": {"type": "array", "items": schema}},
+                    "application/x-ndjson": {"schema": schema},
+                },
             }
         return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -851,7 +953,16 @@ class _Document:
                 )
         else:
             description = f"{what}."
+        if not codec.is_http_body and _prints_differently(route.options, self.options):
+            description += " " + _print_note(route.options)  # this backend's own print options
         return {"200": {"description": description, "content": content}, "default": error}
+
+
+def _prints_differently(a: TranscodingOptions, b: TranscodingOptions) -> bool:
+    def printing(o: TranscodingOptions) -> tuple[bool, ...]:
+        return (o.use_proto_names, o.enums_as_ints, o.emit_unpopulated, o.emit_unpopulated and o.unset_messages_as_null)
+
+    return printing(a) != printing(b)
 
 
 def _bound(path: str, bound: set[str]) -> bool:
@@ -881,33 +992,29 @@ def build_openapi(
     comments only (see `registry_files`).
     """
     options = table.options if options is None else options
-    use_proto_names, emit_unpopulated = options.use_proto_names, options.emit_unpopulated
     doc = _Document(
         comments=_comment_index(files),
-        use_proto_names=use_proto_names,
+        options=options,
         expand_path_patterns=expand_path_patterns,
         security=security,
     )
     for route in table.routes:
         doc.add(route)
-    doc.schemas.message(status_pb2.Status.DESCRIPTOR)
-    components: dict[str, Any] = {"schemas": doc.schemas.finish()}
+    doc.base_schemas.message(status_pb2.Status.DESCRIPTOR)  # error bodies: the gateway's own printing
+    components: dict[str, Any] = {"schemas": doc.finish()}
     components["schemas"][STATUS_SCHEMA]["description"] = _STATUS_DESCRIPTION
     if security is not None and security.schemes:
         components["securitySchemes"] = dict(security.schemes)
-    fields_note = (
-        "Responses include every field, zero values too."
-        if emit_unpopulated
-        else "Fields holding their zero value (0, \"\", false, empty lists) are left out of responses."
-    )
-    names_note = "proto field names" if use_proto_names else "lowerCamelCase JSON names (proto names are accepted on input too)"
+    names_note = "proto field names" if options.use_proto_names else "lowerCamelCase JSON names"
     info: dict[str, Any] = {
         "title": title,
         "version": version,
         "description": description
         or (
-            "REST/JSON transcoding of gRPC services; bodies are proto3 JSON with "
-            f"{names_note}. {fields_note} Errors are google.rpc.Status objects."
+            f"REST/JSON transcoding of gRPC services; bodies are proto3 JSON with {names_note} "
+            "(requests may use either spelling). " + _print_note(options)
+            + " An operation whose backend prints otherwise says so in its response. "
+            "Errors are google.rpc.Status objects."
         ),
     }
     document: dict[str, Any] = {"openapi": OPENAPI_VERSION, "info": info}

@@ -195,7 +195,11 @@ def test_demo_parameters_and_bodies(demo):
     assert stream["responses"]["200"]["content"] == {"application/x-ndjson": {"schema": {"$ref": SCHEMAS + "edgedemo.library.v1.Book"}}}
     assert stream["x-edge-streaming"] == "server"
     imported = ops["LibraryService_ImportBooks"]
-    assert set(imported["requestBody"]["content"]) == {"application/x-ndjson"}
+    content = imported["requestBody"]["content"]
+    item = {"$ref": SCHEMAS + "edgedemo.library.v1.ImportBooksRequest"}
+    assert content == {"application/json": {"schema": {"type": "array", "items": item}},
+                       "application/x-ndjson": {"schema": item}}
+    assert "first message only" in imported["requestBody"]["description"]
     assert imported["x-edge-streaming"] == "client"
 
     cover = ops["LibraryService_GetBookCover"]["responses"]["200"]["content"]
@@ -361,7 +365,9 @@ def test_trees_operations(trees):
     count = ops["TreeService_CountNodes"][2]["responses"]["200"]["content"]["application/json"]["schema"]
     assert count == {"type": "string", "format": "int64"}
     upload = ops["TreeService_UploadNodes"][2]["requestBody"]["content"]
-    assert upload == {"application/x-ndjson": {"schema": {"$ref": SCHEMAS + "edgeopenapi.v1.Node"}}}
+    node = {"$ref": SCHEMAS + "edgeopenapi.v1.Node"}
+    assert upload == {"application/json": {"schema": {"type": "array", "items": node}},
+                      "application/x-ndjson": {"schema": node}}
 
     get_kinds = _params(ops["TreeService_EchoKinds_1"][2], "query")
     assert get_kinds["structValue"]["content"]["application/json"]["schema"]["type"] == "object"
@@ -499,3 +505,63 @@ def test_cli_fails_when_a_backend_does_not_load(tmp_path, unused_port):
     assert result.returncode == 1
     assert result.stdout == ""
     assert "backend gone" in result.stderr and "no OpenAPI document written" in result.stderr
+
+
+BODY_SET = ROOT / "protos" / "compatbody" / "descriptors.binpb"
+RECORD = "edgecompat.body.v1.Record"
+
+
+def _mixed_table(top: TranscodingOptions, **per_backend: TranscodingOptions):
+    """A table of the demo backend (b0) and the compatbody backend (b1), each with its own options."""
+    channel = _loop_bound(lambda: grpc.aio.insecure_channel("127.0.0.1:1"))
+    loaded = [load_from_file(DEMO_SET), load_from_file(BODY_SET)]
+    sources = [BackendSource(name, d, channel, per_backend.get(name, top)) for name, d in zip(("b0", "b1"), loaded)]
+    table, problems = RouteTable.build(sources, top)
+    assert problems == []
+    return table, loaded
+
+
+def test_a_backend_that_prints_differently_gets_its_own_schemas():
+    """Routes carry their backend's options: names, enum form and nulls follow them per backend."""
+    own = TranscodingOptions(use_proto_names=True, enums_as_ints=True, emit_unpopulated=True,
+                             unset_messages_as_null=True)
+    table, loaded = _mixed_table(TranscodingOptions(), b1=own)
+    document = _valid(build_openapi(table, files=_files(loaded)))
+    schemas = document["components"]["schemas"]
+    # the gateway-wide variant keeps the plain names; the demo backend uses it
+    assert "edgedemo.library.v1.Book" in schemas and "priceCents" in schemas["edgedemo.library.v1.Book"]["properties"]
+    assert schemas["edgedemo.library.v1.Genre"]["type"] == "string"
+    assert not any(name.startswith("edgedemo.") and "-" in name for name in schemas)
+    suffix = "-proto_names-enum_numbers-nulls"
+    assert RECORD not in schemas
+    record = schemas[RECORD + suffix]["properties"]
+    assert "page_count" in record and "pageCount" not in record and "display_name" in record
+    status = schemas["edgecompat.body.v1.Status" + suffix]
+    assert status["type"] == "integer" and status["enum"] == [0, 1, 2] and "`2`: `ARCHIVED`" in status["description"]
+    assert record["author"]["anyOf"] == [{"$ref": SCHEMAS + "edgecompat.body.v1.Author" + suffix}, {"type": "null"}]
+    assert record["extra"]["anyOf"][1] == {"type": "null"} and record["create_time"]["anyOf"][1] == {"type": "null"}
+    assert "anyOf" not in record["source_author"]  # a oneof member is never printed when unset
+    assert record["rating"] == {"type": "integer", "format": "int32"}  # an optional scalar: left out, not null
+    assert record["edition"]["type"] == ["integer", "null"]  # a wrapper admits null already
+    ops = _operations(document)
+    create = ops["BodyService_Create"][2]
+    reply = create["responses"]["200"]
+    assert reply["content"]["application/json"]["schema"] == {"$ref": SCHEMAS + RECORD + suffix}
+    assert "proto field names, enums as numbers, every field" in reply["description"]
+    assert "Responses use lowerCamelCase JSON names, enums as value names" in document["info"]["description"]
+    get = ops["BodyService_Get"][2]
+    assert {"page_count", "price_cents", "display_name"} <= set(_params(get, "query"))
+    books = ops["LibraryService_ListBooks"][2]
+    assert "Responses use" not in books["responses"]["200"]["description"]
+    assert "pageSize" in _params(books, "query")
+
+
+def test_the_gateway_wide_variant_is_the_documents_own():
+    """grpc-gateway's printing gateway-wide, one backend back on edge's: the suffix names what differs."""
+    gateway = TranscodingOptions().replace(emit_unpopulated=True, unset_messages_as_null=True)
+    table, loaded = _mixed_table(gateway, b0=TranscodingOptions())
+    document = _valid(build_openapi(table, files=_files(loaded)))
+    schemas = document["components"]["schemas"]
+    assert schemas[RECORD]["properties"]["author"]["anyOf"][1] == {"type": "null"}
+    assert "anyOf" not in schemas["edgedemo.library.v1.Book-no_nulls"]["properties"]["publishTime"]
+    assert "every field, zero values too, and unset message fields as null" in document["info"]["description"]
