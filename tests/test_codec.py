@@ -211,6 +211,17 @@ def test_nesting_past_the_message_depth_limit(kt: KindsTypes) -> None:
     assert codec(kt, "*").decode([], [], fine, None).inner.child.child.ByteSize() > 0
 
 
+@pytest.mark.parametrize("depth", [150, 500, 900])
+def test_deep_bodies_on_the_fallback_path_are_a_400(kt: KindsTypes, depth: int) -> None:
+    """A map sends the body past the fast decoder to the checks and json_format: neither may
+    overflow the stack, whatever the nesting (the checks stop where json_format refuses)."""
+    deep = b'{"labels": {}, "inner":' + b'{"child":' * depth + b'{"name": "a"}' + b"}" * (depth + 1)
+    message = bad(codec(kt, "*", unknown_body_enum_names="reject"), deep).message
+    assert "too deep" in message or "nested too deeply" in message
+    twice = b'{"labels": {}, "fInt32": 1, "f_int32": 2, "inner":' + b'{"child":' * depth + b"{}" + b"}" * (depth + 1)
+    assert bad(codec(kt, "*"), twice).field == "f_int32"
+
+
 # ----------------------------------------------------- body "<field>"
 
 def test_message_body_field_with_path_and_query(kt: KindsTypes) -> None:

@@ -225,3 +225,43 @@ def test_forwarded_header_in_a_batch_item_that_grpc_metadata_cannot_carry(client
     answer = item(batch(client, {"requests": [{"id": "a", "url": "/v1/shelves/scifi", "headers": {"x-demo-delay-ms": "\u00e9"}}]}))
     assert answer["status"] == 400 and "x-demo-delay-ms" in answer["body"]["message"]
     assert recorder.calls["GetShelf"] == 0
+
+
+# ---- whitespace, one field twice, streams ---------------------------------------------------
+
+@pytest.mark.parametrize("body", [b" ", b"\n", b"\r\n\t  ", b"\n" * 10_000])
+def test_a_body_of_only_whitespace_is_refused(client, recorder, body):
+    """Envoy's answer (grpc-gateway reads an empty message; its profile does too)."""
+    refused(client.post(BOOKS, content=body, headers=JSON), 400, "only whitespace")
+    refused(client.post("/v1/shelves/scifi/books:import", content=body), 400, "only whitespace")
+    assert sum(recorder.calls.values()) == 0
+
+
+@pytest.mark.parametrize("body, field", [
+    (b'{"title": "a", "pageCount": 1, "page_count": 2}', "book.page_count"),
+    (b'{"title": "a", "price_cents": "1", "priceCents": "1"}', "book.priceCents"),
+    (b'{"title": "a", "publish_time": "2020-01-01T00:00:00Z", "publishTime": "2021-01-01T00:00:00Z"}', "book.publishTime"),
+    (b'{"title": "a", "readDuration": "1s", "read_duration": null}', "book.read_duration"),
+])
+def test_one_field_under_both_spellings_is_refused(client, recorder, body, field):
+    """What a WAF or log reading the first spelling sees is not what the backend would get."""
+    body_json = refused(client.post(BOOKS, content=body, headers=JSON), 400, "twice", field)
+    assert body_json["details"][0]["fieldViolations"][0]["field"] == field
+    answer = item(batch(client, b'{"requests": [{"id": "a", "method": "POST", "url": "%s", "body": %s}]}'
+                        % (BOOKS.encode(), body)))
+    assert answer["status"] == 400 and field in answer["body"]["message"]
+    assert recorder.calls["CreateBook"] == 0
+
+
+def test_ten_thousand_levels_in_a_json_array_stream(client, recorder):
+    body = b'[{"book": {"title": "ok"}}, {"book": ' + b"[" * DEEP + b"]" * DEEP + b"}]"
+    refused(client.post("/v1/shelves/scifi/books:import", content=body, headers=JSON), 400, "nested too deeply")
+    assert recorder.calls["ImportBooks"] == 0
+
+
+def test_a_bad_element_of_a_json_array_stream_refuses_the_whole_stream(client, recorder):
+    body = b'[{"book": {"title": "ok"}}, {"book": {"title": "no", "pageCount": "many"}}]'
+    answer = refused(client.post("/v1/shelves/scifi/books:import", content=body, headers=JSON), 400,
+                     "element 1 of the JSON array body")
+    assert answer["details"][0]["fieldViolations"][0]["field"] == "book.pageCount"
+    assert recorder.calls["ImportBooks"] == 0  # no half of a stream reaches the backend

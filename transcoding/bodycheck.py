@@ -128,10 +128,11 @@ class BodyCheck:
                 except ValueError:
                     continue  # json_format names the bad key
                 if number in spelled:
+                    field = f"{where}[{text}]"
                     raise BadRequest(
-                        f"request body sets map key {number} of {where!r} twice, as {spelled[number]!r} "
+                        f"request body sets field {field!r} twice: map key {number} as {spelled[number]!r} "
                         f"and as {text!r}",
-                        field=f"{where}[{text}]",
+                        field=field,
                     )
                 spelled[number] = text
         value_type = value_field.message_type

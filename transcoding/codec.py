@@ -13,21 +13,28 @@ implementations (grpc-gateway, Envoy's transcoder):
 * path variables win over the body: a field bound by the path keeps the path's
   value whatever the body says (grpc-gateway's order, Envoy's default), so
   what authorization saw in the URL is what the backend gets;
-* an empty body is an empty message / unset field;
+* an empty body is an empty message / unset field; a body of only whitespace
+  is a 400 (Envoy) unless `whitespace_body_is_empty` (grpc-gateway);
 * ``google.api.HttpBody`` (as the request type with ``"*"``, or as the body
-  field) takes the raw bytes and the Content-Type, no JSON involved.
+  field) takes the raw bytes and the Content-Type, no JSON involved;
+* a client- or bidi-streaming body (`RequestCodec.decode_stream`) is one JSON
+  array of message bodies (Envoy's; the bindings fill the first message) or a
+  sequence of JSON values (NDJSON, or values one after another as Go's
+  json.Decoder reads them; the bindings fill every message).
 
 JSON is read with the stdlib parser plus a duplicate-key check (orjson would
-silently keep the last value), then mapped by json_format. Every failure is a
-BadRequest naming the JSON field path where json_format reports one. One gap
-is json_format's: the same field under both spellings (``{"pageSize": 1,
-"page_size": 2}``) is not caught; the later one wins. The Content-Type of a
-JSON body is not checked (grpc-gateway and Envoy read whatever arrives as
-JSON, and ``curl -d`` says form-urlencoded), except that a charset other than
-UTF-8 is a 415.
+silently keep the last value), then mapped by the fast decoder
+(transcoding/fastjson.py) or, for what it does not take, by json_format after
+transcoding/bodycheck.py has refused one field under both spellings and
+applied `unknown_body_enum_names`. Every failure is a BadRequest naming the
+JSON field path. The Content-Type of a JSON body is not checked (grpc-gateway
+and Envoy read whatever arrives as JSON, and ``curl -d`` says
+form-urlencoded), except that a charset other than UTF-8 is a 415.
 
-Responses are canonical proto3 JSON, compact: json_format.MessageToDict then
-orjson.dumps, which measured ~20% faster and smaller than
+Responses are canonical proto3 JSON, compact, printed as the route's options
+say (field names, enums as numbers, unpopulated fields, grpc-gateway's nulls):
+the fast encoder's dict (json_format.MessageToDict for what it does not take)
+then orjson.dumps, which measured ~20% faster and smaller than
 MessageToJson(indent=None) (that still puts spaces after separators).
 """
 from __future__ import annotations
