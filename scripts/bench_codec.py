@@ -62,10 +62,13 @@ def main() -> None:
         "use_proto_names": TranscodingOptions(use_proto_names=True),
         "emit_unpopulated": TranscodingOptions(emit_unpopulated=True),
     }
-    for name in ("enums_as_ints", "unpopulated_messages_null"):
-        if name in TranscodingOptions.__dataclass_fields__:
-            variants[name] = TranscodingOptions().replace(**{name: True, "emit_unpopulated": True}
-                                                          if name == "unpopulated_messages_null" else {name: True})
+    # rows that exist from the bodies12 branch on (the script also runs against older trees)
+    fields = TranscodingOptions.__dataclass_fields__
+    if "enums_as_ints" in fields:
+        variants["enums_as_ints"] = TranscodingOptions().replace(enums_as_ints=True)
+    if "unset_messages_as_null" in fields:
+        variants["grpc-gateway profile"] = TranscodingOptions().replace(
+            emit_unpopulated=True, unset_messages_as_null=True)
     for count in (2, 50):
         reply = books(count)
         for name, options in variants.items():

@@ -363,6 +363,13 @@ def test_stream_profiles_differ_only_on_whitespace() -> None:
     assert info.value.field == "status"
 
 
+def test_a_stream_without_a_body_rule_is_one_message_of_its_bindings() -> None:
+    """`body: ""` ignores the HTTP body, for a stream as for a unary call."""
+    request_codec = codec(RecordRequest, "", ("shelf",))
+    for body in (b"", b'[{"theme": "a"}, {"theme": "b"}]', b"not even JSON"):
+        assert stream(request_codec, body, SHELF, [("theme", "q")]) == texts(RecordRequest, 'shelf: 3 theme: "q"')
+
+
 def test_a_whole_body_stream_refuses_query_parameters() -> None:
     with pytest.raises(BadRequest) as info:
         stream(codec(RecordRequest, "*"), b"[]", query=[("theme", "x")])
@@ -535,3 +542,13 @@ def test_packed_any_request_round_trip() -> None:
     message = Record(extra=packed)
     body = orjson.dumps(json_format.MessageToDict(message))
     assert decode(codec(Record, "*"), body) == message
+
+
+def test_a_raw_body_stream_is_one_message_of_the_bytes() -> None:
+    from edgetest import kinds_pb2  # noqa: F401 - loads google.api.HttpBody into the default pool
+    from google.api import httpbody_pb2
+
+    request_codec = RequestCodec(httpbody_pb2.HttpBody.DESCRIPTOR, "*", [])
+    [message] = request_codec.decode_stream([], [], b"line 1\nline 2\n", "text/plain")
+    assert (message.data, message.content_type) == (b"line 1\nline 2\n", "text/plain")
+    assert request_codec.decode_stream([], [], b"", "text/plain") == []

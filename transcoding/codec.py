@@ -345,10 +345,14 @@ class RequestCodec:
           them; every message gets the path and query bindings (see the README).
 
         An empty body is no message; a google.api.HttpBody body is one message of
-        the raw bytes. BadRequest names the element or value, and its line.
+        the raw bytes; a route without a body rule (``body: ""``) ignores the body, as
+        a unary call does, and sends one message of its bindings. BadRequest names
+        the element or value, and its line.
         """
         if self.body == "*" and query:
             self._refuse_query(query)
+        if not self.body:
+            return [self._one_of_stream(None, path_bindings, query)]
         if not body:
             return []
         if self._body_raw:
