@@ -27,8 +27,6 @@ from .http import JSON_CONTENT_TYPE, RawHeaders, Receive, Send, json_bytes, send
 
 log = logging.getLogger("edge.proxy")
 
-Bindings = list[tuple[tuple[str, ...], str]]
-
 
 @dataclass
 class CallOutcome:
