@@ -161,7 +161,7 @@ class GatewayApp:
             else:  # a stream, already written
                 status, sent = record.http_status or 200, record.streamed_bytes
             observer.finish(call, record, http_status=status, bytes_out=sent,
-                            total_s=perf_counter() - started, path=path)
+                            total_s=perf_counter() - started, path=path, http_version=scope["http_version"])
 
     def _route_opted_out(self, grpc_method: str, route: str | None, http_method: str) -> bool:
         """The compression opt-out of a route, looked up once per route (it reads the config's patterns)."""
@@ -187,9 +187,10 @@ class GatewayApp:
             status = item.reply.status if item.reply is not None else (item.record.http_status or 0)
             sent = len(item.reply.body) if item.reply is not None else 0
             observer.finish(item.call, item.record, http_status=status, bytes_out=sent, total_s=item.seconds,
-                            path=item.call.raw_path, batch_id=request_id)
+                            path=item.call.raw_path, batch_id=request_id, http_version=scope["http_version"])
         observer.finish(result.call, result.record, http_status=result.record.http_status or 0,
-                        bytes_out=result.bytes_out, total_s=perf_counter() - started, path=scope["path"])
+                        bytes_out=result.bytes_out, total_s=perf_counter() - started, path=scope["path"],
+                        http_version=scope["http_version"])
 
     async def _ready(self, send: Send, id_header: tuple[bytes, bytes]) -> None:
         if self.readiness is None:  # not started yet

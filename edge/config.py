@@ -67,6 +67,23 @@ class Backend(Section):
         return self
 
 
+class Http2(Section):
+    """HTTP/2 on the public listener (edge/http2.py): `h2` by ALPN on TLS, `h2c` by prior
+    knowledge on plaintext. The bounds hold what one hostile connection can make the gateway keep."""
+
+    enabled: bool = True
+    h2c: bool = Field(True, description="plaintext listener: serve HTTP/2 to clients that open with its preface")
+    max_concurrent_streams: int = Field(100, ge=1, le=10_000, description="per connection, reset streams still running included")
+    stream_window: ByteSize = Field(256 * 1024, ge=65535, le=2**31 - 1, description="request body bytes one stream may have buffered")
+    connection_window: ByteSize = Field(1024 * 1024, ge=65535, le=2**31 - 1, description="request body bytes one connection may have buffered")
+    max_frame_size: ByteSize = Field(16384, ge=16384, le=16_777_215)
+    max_resets: int = Field(200, ge=1, description="client stream resets (and refused streams) per 10s before GOAWAY")
+    max_control_frames: int = Field(1000, ge=10, description="PING, SETTINGS, PRIORITY and unknown frames per 10s before GOAWAY")
+    ping_interval: Duration | None = Field(30.0, gt=0, description="while streams are open and the peer is silent, PING it this often; null: never")
+    ping_timeout: Duration = Field(15.0, gt=0, description="a PING unanswered this long closes the connection")
+    stalled_stream_timeout: Duration = Field(30.0, gt=0, description="a response the client's window keeps from moving this long is reset")
+
+
 class Listen(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
@@ -77,7 +94,10 @@ class Listen(Section):
     max_url_bytes: ByteSize = Field(8 * 1024, ge=256, description="the request target; longer is a 414")
     header_timeout: Duration = Field(10.0, gt=0, description="a request head must arrive whole within this (else 408)")
     body_timeout: Duration = Field(60.0, gt=0, description="a request body must arrive whole within this after its head")
-    keep_alive_timeout: Duration = Field(5.0, gt=0, description="an idle keep-alive connection is closed after this")
+    # 75s: a phone pausing between screens keeps its connection (and TLS session), and it outlives the
+    # 60s idle timeout of common load balancers in front, so they close first (no request races a close).
+    keep_alive_timeout: Duration = Field(75.0, gt=0, description="an idle connection (HTTP/1.1 or HTTP/2) is closed after this")
+    http2: Http2 = Field(default_factory=Http2)
 
     @field_validator("tls", mode="before")
     @classmethod

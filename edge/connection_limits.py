@@ -42,11 +42,11 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .http import new_request_id
 
-__all__ = ["ConnectionLimits", "guarded_protocol", "limit_connections"]
+__all__ = ["ConnectionLimits", "error_response", "guarded_protocol", "limit_connections"]
 
 LINGER = 0.5
 _REASONS = {400: b"Bad Request", 408: b"Request Timeout", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
-_CODES = {400: 3, 408: 4, 414: 3, 431: 3}  # google.rpc codes: INVALID_ARGUMENT, DEADLINE_EXCEEDED
+_CODES = {400: 3, 408: 4, 414: 3, 431: 3, 500: 13}  # google.rpc codes: INVALID_ARGUMENT, DEADLINE_EXCEEDED, INTERNAL
 _CLOSE = (b"connection", b"close")
 
 
@@ -67,10 +67,17 @@ def limit_connections(config: uvicorn.Config, limits: ConnectionLimits) -> None:
     config.timeout_keep_alive = limits.keep_alive_timeout  # type: ignore[assignment]  # a float works
 
 
-def _error(status: int, message: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
+def error_response(status: int, message: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """Headers and body of a refusal in the gateway's JSON error shape (no framing headers)."""
     body = orjson.dumps({"code": _CODES[status], "message": message, "details": []})
-    headers = [(b"content-type", b"application/json"), (b"x-request-id", new_request_id().encode()), _CLOSE,
+    headers = [(b"content-type", b"application/json"), (b"x-request-id", new_request_id().encode()),
                (b"content-length", str(len(body)).encode())]
+    return headers, body
+
+
+def _error(status: int, message: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    headers, body = error_response(status, message)
+    headers.insert(2, _CLOSE)
     return headers, body
 
 

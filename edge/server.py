@@ -35,6 +35,7 @@ from .app import GatewayApp
 from .backends import BackendRegistry
 from .config import GatewayConfig, Listen
 from .connection_limits import ConnectionLimits, limit_connections
+from .http2 import Http2Limits, with_http2
 from .tls import CertificateReloader, apply_to_uvicorn, server_ssl_context
 from .wire import CoalescingHttpToolsProtocol
 
@@ -76,6 +77,18 @@ def _limits(listen: Listen) -> ConnectionLimits:
                             listen.body_timeout, listen.keep_alive_timeout)
 
 
+def _http2_limits(listen: Listen) -> Http2Limits:
+    h2 = listen.http2
+    return Http2Limits(
+        max_header_bytes=listen.max_header_bytes, max_url_bytes=listen.max_url_bytes,
+        header_timeout=listen.header_timeout, body_timeout=listen.body_timeout,
+        keep_alive_timeout=listen.keep_alive_timeout, max_concurrent_streams=h2.max_concurrent_streams,
+        stream_window=h2.stream_window, connection_window=h2.connection_window, max_frame_size=h2.max_frame_size,
+        max_resets=h2.max_resets, max_control_frames=h2.max_control_frames, ping_interval=h2.ping_interval,
+        ping_timeout=h2.ping_timeout, stalled_stream_timeout=h2.stalled_stream_timeout,
+    )
+
+
 class GatewayServer:
     """The gateway's listeners and registry, started and stopped as one."""
 
@@ -101,6 +114,8 @@ class GatewayServer:
             # New handshakes pick up rotated certificate files; open connections keep theirs.
             context, self.tls = server_ssl_context(config.listen.tls)
             apply_to_uvicorn(public_config, context, self.tls)
+        if config.listen.http2.enabled:  # on the same socket: h2 by ALPN, h2c by its preface (edge/http2.py)
+            public_config.http = with_http2(public_config.http, _http2_limits(config.listen), h2c=config.listen.http2.h2c)
         self.public = _Server(public_config)
         self._sockets = sockets
         self.admin: _Server | None = None

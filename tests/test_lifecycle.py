@@ -171,3 +171,44 @@ def _children(pid: int) -> list[int]:
         if ppid == pid and b"resource_tracker" not in cmdline:
             out.append(int(entry.name))
     return sorted(out)
+
+
+def test_sigterm_drains_http2_streams_on_one_connection(tmp_path, demo_backend):
+    """h2c: a slow call and a stream share one connection; SIGTERM sends GOAWAY, both finish whole."""
+    from tests.support.h2raw import RawH2
+
+    proc, url = _start(tmp_path, demo_backend.target, pre_drain="1s")
+    conn = RawH2(int(url.rsplit(":", 1)[1]))
+    try:
+        slow = conn.request("/v1/shelves/scifi", extra=[("x-demo-delay-ms", "2500")])
+        stream = conn.request("/v1/shelves/scifi/books:stream?delayMs=500")
+        assert demo_backend.recorder.wait_for("GetShelf") and demo_backend.recorder.wait_for("StreamBooks")
+        proc.send_signal(signal.SIGTERM)
+        assert conn.read_until(lambda: conn.goaway is not None, 10)
+        assert conn.goaway.error_code == 0 and conn.goaway.last_stream_id == stream
+        assert conn.response(slow, 30).status == 200
+        reply = conn.response(stream, 30)
+        lines = [json.loads(line) for line in reply.body.splitlines() if line]
+        assert reply.status == 200 and len(lines) == 4 and all("name" in line for line in lines)
+        assert conn.wait_closed(10)
+        assert proc.wait(30) == 0
+    finally:
+        conn.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_workers_serve_http2(tmp_path, demo_backend):
+    proc, url = _start(tmp_path, demo_backend.target, "--workers", "2", pre_drain="0s")
+    try:
+        for _ in range(4):  # new connections land on either worker
+            with httpx.Client(base_url=url, http1=False, http2=True, timeout=10) as c:
+                r = c.get("/v1/shelves/scifi")
+                assert r.status_code == 200 and r.http_version == "HTTP/2"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -116,6 +116,7 @@ class AccessLogEntry:
     client_ip: str | None = None
     principal: str | None = None
     http_method: str
+    http_version: str = "1.1"  # the ASGI scope's: "1.1" or "2"
     path: str
     route: str | None = None
     grpc_method: str | None = None

@@ -33,6 +33,7 @@ class RequestObserver:
         total_s: float,
         path: str,
         batch_id: str | None = None,
+        http_version: str = "1.1",
     ) -> None:
         metrics = self.metrics
         grpc_code = record.grpc_code
@@ -58,6 +59,7 @@ class RequestObserver:
             client_ip=call.client_ip,
             principal=record.principal,
             http_method=call.http_method,
+            http_version=http_version,
             path=path,
             route=record.route,
             grpc_method=record.grpc_method,
