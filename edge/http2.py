@@ -57,6 +57,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 from h2.errors import ErrorCodes
+from hpack.table import HeaderTable
 from hyperframe.frame import GoAwayFrame
 from uvicorn.protocols.utils import get_local_addr, get_remote_addr
 
@@ -116,16 +117,18 @@ class PlainHeaderEncoder:
     table-size update to 0, so it never has to track a table the peer may shrink.
     """
 
-    def __init__(self) -> None:
-        from hpack.table import HeaderTable
+    __slots__ = ("_size_update",)
 
-        self._full: dict[tuple[bytes, bytes], bytes] = {}
-        self._names: dict[bytes, bytes] = {}
-        for index, (name, value) in enumerate(HeaderTable.STATIC_TABLE, start=1):
-            self._full.setdefault((name, value), _hpack_int(index, 7, 0x80))
-            self._names.setdefault(name, _hpack_int(index, 4, 0x00))
+    # The static table's encodings, shared by every connection: full matches, then names.
+    _full: dict[tuple[bytes, bytes], bytes] = {}
+    _names: dict[bytes, bytes] = {}
+    for _index, (_name, _value) in enumerate(HeaderTable.STATIC_TABLE, start=1):
+        _full.setdefault((_name, _value), _hpack_int(_index, 7, 0x80))
+        _names.setdefault(_name, _hpack_int(_index, 4, 0x00))
+    del _index, _name, _value
+
+    def __init__(self) -> None:
         self._size_update = True
-        self._strings: dict[bytes, bytes] = {}
 
     @property
     def header_table_size(self) -> int:

@@ -5,8 +5,9 @@ Run through `scripts/bench` (which installs wrk, h2load, Envoy and the Go
 toolchain when missing). Everything listens on 127.0.0.1. It starts a gRPC
 backend, Envoy (gRPC-JSON transcoder, static config), the gateway in several
 configurations and the FastAPI passthrough, then loads each with wrk
-(HTTP/1.1, closed loop) or h2load (direct gRPC; and fixed request rates for
-the latency runs).
+(HTTP/1.1, closed loop) or h2load (the HTTP/2 rows of the gateway and Envoy, with
+8 streams in flight per connection; direct gRPC; fixed request rates for the
+latency runs).
 
 The backend (`--backend go`, the default) is scripts/bench_backend.go: it
 replays the Python demo backend's answers to the benchmark's requests, recorded
@@ -91,6 +92,7 @@ POST_BODY = json.dumps({
 BATCH_ITEMS = 10
 BATCH_BODY = json.dumps({"requests": [{"id": f"i{i}", "url": GET_PATH} for i in range(BATCH_ITEMS)]})
 DELAY_HEADER = "x-demo-delay-ms"
+H2_STREAMS = 8  # HTTP/2 rows: streams in flight per connection (a phone multiplexing one connection)
 
 
 # ----------------------------------------------------------------------------- processes
@@ -488,7 +490,7 @@ class Scenario:
     key: str
     label: str
     server: str
-    kind: str  # "wrk" or "grpc"
+    kind: str  # "wrk" (HTTP/1.1), "h2" (HTTP/2 with h2load: h2c, or h2 by ALPN on https) or "grpc"
     request: Request | None = None
     grpc_path: str = ""
     grpc_data: bytes = b""
@@ -525,6 +527,12 @@ def build_scenarios(token: str, full: bool, baseline: bool = False) -> list[Scen
         Scenario("post.floor", "POST bare ASGI passthrough (no framework)", "floor", "wrk", post),
         Scenario("batch.10", f"POST gateway, batch of {BATCH_ITEMS} GETs (per item)", "gw-off", "wrk",
                  Request("POST", "/v1/batch", BATCH_BODY), per=BATCH_ITEMS),
+        # HTTP/2: the same requests, H2_STREAMS streams in flight on each of connections/H2_STREAMS connections.
+        Scenario("get.envoy-h2", "GET  Envoy, HTTP/2 (h2c)", "envoy", "h2", get),
+        Scenario("get.off-h2", "GET  gateway, offloads off, HTTP/2 (h2c)", "gw-off", "h2", get),
+        Scenario("get.on-h2", "GET  gateway, TLS+JWT+limits (memory), HTTP/2 (h2)", "gw-on", "h2", get_auth),
+        Scenario("post.envoy-h2", "POST Envoy, HTTP/2 (h2c)", "envoy", "h2", post),
+        Scenario("post.off-h2", "POST gateway, offloads off, HTTP/2 (h2c)", "gw-off", "h2", post),
     ]
     if full:
         scenarios.insert(3, Scenario("get.off-2w", "GET  gateway, offloads off, --workers 2", "gw-off-2w", "wrk", get))
@@ -545,6 +553,13 @@ def measure(work: Path, scenario: Scenario, server: Server, duration: float, con
         result = run_h2load(work, server.url + scenario.grpc_path, data=scenario.grpc_data,
                             headers={"content-type": "application/grpc", "te": "trailers"},
                             duration=duration, clients=4, streams=max(1, connections // 4))
+    elif scenario.kind == "h2":
+        req = scenario.request
+        assert req is not None
+        headers = {"content-type": "application/json", **req.headers} if req.body is not None else dict(req.headers)
+        result = run_h2load(work, server.url + req.path, data=req.body.encode() if req.body is not None else None,
+                            headers=headers, duration=duration, clients=max(1, connections // H2_STREAMS),
+                            streams=min(H2_STREAMS, connections))
     else:
         assert scenario.request is not None
         result = run_wrk(work, server.url, scenario.request, duration, connections)
@@ -660,6 +675,10 @@ def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
         "get.off_cpu_vs_bare": ("get.off", "get.floor", "cpu_us"),
         "get.2workers_rps_vs_1": ("get.off-2w", "get.off", "rps"),
         "get.fastapi_cpu_vs_bare": ("get.fastapi", "get.floor", "cpu_us"),
+        "get.off-h2_cpu_vs_http11": ("get.off-h2", "get.off", "cpu_us"),
+        "post.off-h2_cpu_vs_http11": ("post.off-h2", "post.off", "cpu_us"),
+        "get.off-h2_cpu_vs_envoy-h2": ("get.off-h2", "get.envoy-h2", "cpu_us"),
+        "post.off-h2_cpu_vs_envoy-h2": ("post.off-h2", "post.envoy-h2", "cpu_us"),
         "get.bare_cpu_vs_envoy": ("get.floor", "get.envoy", "cpu_us"),
     }
     for name, (a, b, what) in pairs.items():
@@ -807,7 +826,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # Every HTTP scenario answers 2xx with a sane body before it is timed.
         for s in scenarios:
-            if s.kind != "wrk":
+            if s.kind not in ("wrk", "h2"):
                 continue
             assert s.request is not None
             headers = dict(s.request.headers)
