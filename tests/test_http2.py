@@ -11,8 +11,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
+import shutil
 import socket
 import ssl
+import subprocess
 import time
 
 import httpx
@@ -384,3 +387,30 @@ def test_shutdown_sends_goaway_and_finishes_open_streams(demo_backend):
         finally:
             conn.close()
     assert demo_backend.recorder.calls["GetShelf"] == 1
+
+
+# ---- h2load (nghttp2's load generator) as a real client, when installed -------------------
+
+H2LOAD = shutil.which("h2load")
+
+
+def _h2load(url: str, requests: int = 300) -> str:
+    out = subprocess.run([H2LOAD, "-n", str(requests), "-c", "3", "-m", "10", url],
+                         capture_output=True, text=True, timeout=60)
+    assert re.search(rf"requests: {requests} total, {requests} started, {requests} done, {requests} succeeded",
+                     out.stdout), out.stdout + out.stderr
+    assert re.search(rf"status codes: {requests} 2xx", out.stdout), out.stdout
+    return out.stdout
+
+
+@pytest.mark.skipif(H2LOAD is None, reason="h2load (Debian's nghttp2-client) is not installed; scripts/bench installs it")
+def test_h2load_over_h2c(gw, recorder):
+    assert "Application protocol: h2c" in _h2load(gw.url + "/v1/shelves/scifi")
+    assert recorder.calls["GetShelf"] == 300
+
+
+@pytest.mark.skipif(H2LOAD is None, reason="h2load (Debian's nghttp2-client) is not installed; scripts/bench installs it")
+def test_h2load_over_tls_h2(tls_gateway, demo_backend):
+    gw, _, _ = tls_gateway
+    assert "Application protocol: h2" in _h2load(gw.url + "/v1/shelves/scifi")
+    assert demo_backend.recorder.calls["GetShelf"] == 300

@@ -127,6 +127,17 @@ def test_workers_share_one_port_and_are_replaced(tmp_path, demo_backend):
     try:
         children = _children(proc.pid)
         assert len(children) >= 2
+        # Readiness came from whichever worker answered first; worker 0 (the one with the admin
+        # listener) may still be starting under load: wait for it before counting.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{admin}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the admin listener never came up"
+            time.sleep(0.1)
         with httpx.Client(base_url=url, timeout=10) as c:
             for _ in range(20):
                 assert c.get("/v1/shelves/scifi", headers={"connection": "close"}).status_code == 200
