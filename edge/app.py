@@ -17,6 +17,7 @@ from .apidocs import DOCS_PATH, OPENAPI_PATH, ApiDocs
 from .backends import BackendRegistry
 from .batch import BatchEndpoint
 from .config import GatewayConfig
+from .cors import build_cors
 from .errors import EXPECTED
 from .http import (
     JSON_CONTENT_TYPE,
@@ -59,6 +60,7 @@ class GatewayApp:
         self._opted_out: dict[tuple[str, str | None, str], bool] = {}
         limit = config.overload.max_inflight
         self.shedder = LoadShedder(limit, config.overload.retry_after) if limit is not None else None
+        self.cors = build_cors(config)
 
     async def start(self) -> None:
         self.pipeline, self._closers = await build_pipeline(self.config, self.registry)
@@ -87,7 +89,10 @@ class GatewayApp:
             else:  # overloaded: answered at once, before routing or reading the body
                 if self.observer is not None:
                     self.observer.metrics.shed_request()
-                request_id = request_id_from(header_dict(scope["headers"]))
+                headers = header_dict(scope["headers"])
+                request_id = request_id_from(headers)
+                if self.cors is not None:  # a browser app can read the 503 and its Retry-After
+                    send = self.cors.sender(send, headers.get("origin"), scope["method"], None)
                 await shedder.refuse(send, (b"x-request-id", request_id.encode()))
         elif kind == "lifespan":
             await self.lifespan(receive, send)
@@ -121,6 +126,11 @@ class GatewayApp:
             return await self._ready(send, id_header)
         pipeline, observer, docs = self.pipeline, self.observer, self.docs
         assert pipeline is not None and observer is not None and docs is not None, "GatewayApp.start() was not called"
+        record = CallRecord()
+        if self.cors is not None:  # browsers on other origins: preflights end here, every other answer gets CORS headers
+            if self.cors.is_preflight(scope["method"], headers):
+                return await self._preflight(observer, scope, send, headers, request_id, id_header)
+            send = self.cors.sender(send, headers.get("origin"), scope["method"], record)
         if path in (OPENAPI_PATH, DOCS_PATH) and scope["method"] in ("GET", "HEAD"):
             return await docs.respond(path, send, id_header)
         if self.batch is not None and path == self.batch.path:  # before any route: the batch runs its items through the pipeline
@@ -135,7 +145,6 @@ class GatewayApp:
             client_ip=self._client_ip(scope, headers),
             request_id=request_id,
         )
-        record = CallRecord()
         config = self.config
         with observer.metrics.inflight():
             try:
@@ -191,6 +200,18 @@ class GatewayApp:
         observer.finish(result.call, result.record, http_status=result.record.http_status or 0,
                         bytes_out=result.bytes_out, total_s=perf_counter() - started, path=scope["path"],
                         http_version=scope["http_version"])
+
+    async def _preflight(self, observer: RequestObserver, scope: Scope, send: Send, headers: dict[str, str],
+                         request_id: str, id_header: tuple[bytes, bytes]) -> None:
+        """A CORS preflight, answered before auth, limits and the body: one access-log line."""
+        assert self.cors is not None
+        started = perf_counter()
+        call = Call(http_method="OPTIONS", raw_path=_raw_path(scope), query_string=scope["query_string"],
+                    headers=headers, body=b"", client_ip=self._client_ip(scope, headers), request_id=request_id)
+        record = CallRecord()
+        status, sent = await self.cors.preflight(self.registry.table, call.raw_path, headers, send, id_header, record)
+        observer.finish(call, record, http_status=status, bytes_out=sent, total_s=perf_counter() - started,
+                        path=scope["path"])
 
     async def _ready(self, send: Send, id_header: tuple[bytes, bytes]) -> None:
         if self.readiness is None:  # not started yet

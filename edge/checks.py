@@ -50,7 +50,7 @@ def unmatched_patterns(config: GatewayConfig, table: RouteTable) -> list[str]:
     fails quietly: the method stays unprotected, unlimited or compressed. Sections:
     auth policies, rate-limit policies and `exempt` (its defaults name the gateway's
     own endpoints and are not checked), idempotency routes (the batch endpoint
-    counts as a route there) and compression opt-outs."""
+    counts as a route there), compression opt-outs and CORS routes."""
     targets = [Target.of(route) for route in table.routes]
     methods = {t.full_method for t in targets}
     services = {m.partition("/")[0] for m in methods}
@@ -97,3 +97,7 @@ def _patterns(config: GatewayConfig, batch: list[Target]) -> Iterator[tuple[str,
                 yield f"idempotency.routes.{i}.match", text, batch
     for text in config.compression.opt_out:
         yield "compression.opt_out", text, []
+    if config.cors is not None:
+        for i, rule in enumerate(config.cors.routes):
+            for text in rule.match:
+                yield f"cors.routes.{i}.match", text, []

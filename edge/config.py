@@ -19,6 +19,7 @@ from transcoding.options import DEFAULT_PROFILE, PROFILES, TranscodingOptions, o
 from .auth.config import AuthConfig
 from .batch_config import BatchConfig
 from .compression import CompressionConfig
+from .cors.config import CorsConfig
 from .observability.accesslog import AccessLogConfig
 from .observability.tracing import TracingConfig
 from .idempotency.config import IdempotencyConfig
@@ -209,6 +210,7 @@ class GatewayConfig(Section):
     tracing: TracingConfig = Field(default_factory=TracingConfig)
     compression: CompressionConfig = Field(default_factory=CompressionConfig)
     overload: Overload = Field(default_factory=Overload)
+    cors: CorsConfig | None = Field(None, description="browser calls from other origins; off when absent")
 
     def transcoding_options(self, backend: str | None = None) -> TranscodingOptions:
         """The options in force: the top-level profile and overrides, then, for a

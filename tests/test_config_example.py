@@ -14,3 +14,5 @@ def test_example_config_validates():
     assert config.auth.api_key_store is not None and config.auth.api_keys[0].tier == "premium"
     assert config.store.backend == "redis"
     assert {p.name for p in config.rate_limits.policies} == {"per-user", "per-user-burst", "per-ip", "writes"}
+    assert config.cors is not None and config.cors.allow_credentials
+    assert config.cors.effective(config.cors.routes[0]).allow_origins == ["*"]

@@ -369,6 +369,7 @@ def test_check_is_quiet_when_every_pattern_matches_a_route(demo_table) -> None:
         idempotency={"routes": [{"match": "POST /v1/batch", "require": True},  # the batch endpoint counts
                                 {"match": ["/v1/*/books", "PATCH /v1/users/*"]}]},
         compression={"opt_out": ["/v1/{name=shelves/*/books/*}/cover", f"{LIB}/StreamBooks"]},
+        cors={"routes": [{"match": ["GET /v1/users/*", f"{USERS}/*"], "allow_origins": ["*"]}]},
     )
     assert unmatched_patterns(config, demo_table) == []
 
@@ -382,6 +383,7 @@ def test_check_reports_every_section(demo_table) -> None:
         idempotency={"routes": [{"match": ["POST /v1/orders", "POST /v1/{parent=shelves/*}/books"]},
                                 {"match": "/v1/batch"}]},
         compression={"opt_out": ["/v1/{name=shelves/*}/cover", f"{USERS}/Export"]},
+        cors={"routes": [{"match": "/v1/users/me", "allow_origins": []}, {"match": "PUT /v1/shelves"}]},
         batch=None,  # without the batch endpoint, '/v1/batch' names nothing
     )
     assert unmatched_patterns(config, demo_table) == [
@@ -396,6 +398,7 @@ def test_check_reports_every_section(demo_table) -> None:
         "idempotency.routes.1.match: '/v1/batch' matches no route of the loaded descriptors",
         "compression.opt_out: '/v1/{name=shelves/*}/cover' matches no route of the loaded descriptors",
         f"compression.opt_out: '{USERS}/Export' names no method of {USERS}",
+        "cors.routes.1.match: 'PUT /v1/shelves' matches no route: /v1/shelves is served only for GET, POST",
     ]
 
 
