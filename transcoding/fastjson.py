@@ -64,7 +64,8 @@ class DictEncoder:
         self._emit_unpopulated = emit_unpopulated
         self._null_messages = emit_unpopulated and unset_messages_as_null
         self._delegate = delegate
-        self._plans: dict[Descriptor, tuple[dict[FieldDescriptor, tuple[str, Any]], tuple[tuple[str, int, Any], ...]]] = {}
+        self._plans: dict[Descriptor, dict[FieldDescriptor, tuple[str, Any]]] = {}
+        self._unpopulated: dict[Descriptor, tuple[tuple[str, int, Any], ...]] = {}
         self._printer = json_format._Printer(
             preserving_proto_field_name=use_proto_names, use_integers_for_enums=enums_as_ints
         )
@@ -82,30 +83,32 @@ class DictEncoder:
         if descriptor.file.name == "google/protobuf/wrappers.proto":
             inner = self._scalar(descriptor.fields_by_name["value"])
             return (lambda m: m.value) if inner is None else (lambda m: inner(m.value))
-        return self._regular
+        return self._regular_unpopulated if self._emit_unpopulated else self._regular
 
     def _regular(self, message: Message) -> dict[str, Any]:
         descriptor = message.DESCRIPTOR
-        entry = self._plans.get(descriptor)
-        if entry is None:
-            entry = self._plans[descriptor] = self._plan(descriptor)
-        plan, unpopulated = entry
+        plan = self._plans.get(descriptor)
+        if plan is None:
+            plan = self._plan(descriptor)
         out: dict[str, Any] = {}
         for field, value in message.ListFields():
-            found = plan.get(field)
-            if found is None:  # an extension
+            entry = plan.get(field)
+            if entry is None:  # an extension
                 raise Fallback(field.full_name)
-            name, convert = found
+            name, convert = entry
             out[name] = value if convert is None else convert(value)
-        if unpopulated:
-            for name, kind, default in unpopulated:
-                if name not in out:  # json_format's order: the set fields, then the rest
-                    out[name] = default if kind == _VALUE else [] if kind == _LIST else {}
         return out
 
-    def _plan(
-        self, descriptor: Descriptor
-    ) -> tuple[dict[FieldDescriptor, tuple[str, Any]], tuple[tuple[str, int, Any], ...]]:
+    def _regular_unpopulated(self, message: Message) -> dict[str, Any]:
+        """`_regular`, then every field it left out that json_format would print."""
+        out = self._regular(message)
+        for name, kind, default in self._unpopulated[message.DESCRIPTOR]:
+            if name not in out:  # json_format's order: the set fields, then the rest
+                out[name] = default if kind == _VALUE else [] if kind == _LIST else {}
+        return out
+
+    def _plan(self, descriptor: Descriptor) -> dict[FieldDescriptor, tuple[str, Any]]:
+        """The converters of a message type (and, for emit_unpopulated, its fields' defaults)."""
         plan: dict[FieldDescriptor, tuple[str, Any]] = {}
         unpopulated: list[tuple[str, int, Any]] = []
         for field in descriptor.fields:
@@ -129,7 +132,9 @@ class DictEncoder:
                 unpopulated.append((name, _VALUE, self._printer._FieldToJsonObject(field, field.default_value)))
             elif self._null_messages and field.message_type is not None and field.containing_oneof is None:
                 unpopulated.append((name, _VALUE, None))
-        return plan, tuple(unpopulated)
+        self._unpopulated[descriptor] = tuple(unpopulated)
+        self._plans[descriptor] = plan
+        return plan
 
     def _single(self, field: FieldDescriptor) -> Any:
         """Converter of one value of `field` (None: the value is its own JSON)."""
