@@ -4,9 +4,9 @@ Ported, in our own data, from grpc-httpjson-transcoding's json_request_translato
 request_message_translator_test.cc and response_to_json_translator_test.cc (Envoy's
 transcoder) and grpc-gateway's runtime/marshal_jsonpb_test.go, plus what a real Envoy 1.40
 and Go protojson v1.33 (grpc-gateway's default marshaler) answered for the cases their
-tables leave out (recorded in the `envoy` / `grpc_gateway` columns). Each case runs under
-each profile where the profiles differ. tests/test_compat_bodies_e2e.py sends the cases
-that differ through a real gateway.
+tables leave out (the per-profile columns). Each case runs under each profile where the
+profiles differ. tests/test_compat_bodies_e2e.py sends the cases that differ through a real
+gateway, and tests/test_compat_bodies_envoy.py sends them to a real Envoy as well.
 
 Messages are written in protobuf text format, as the anchors' tables write them.
 """

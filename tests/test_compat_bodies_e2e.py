@@ -4,10 +4,12 @@ The cases where the profiles differ (whitespace bodies, unknown enum names, prin
 options) and the ones every profile must agree on (one field under both spellings,
 streams as JSON arrays or NDJSON and which messages get the bindings), each with the
 exact answer: the HTTP status and body, and for client streams the messages the
-backend received. The `envoy` column is what a real Envoy 1.40 answered for the same
-request (scratch runs in front of this echo backend); the `grpc-gateway` column is Go
-protojson v1.33 with grpc-gateway's default marshaler options. Unit-level tables of
-the same behaviours: tests/test_compat_bodies.py.
+backend received. The `envoy` column is what a real Envoy 1.40 answers for the same
+request (tests/test_compat_bodies_envoy.py checks it against Envoy itself), except for
+one field under both spellings, which Envoy accepts (the last value wins) and every
+profile refuses, and NDJSON streams, which Envoy does not take; the `grpc-gateway`
+column is what Go protojson v1.33 prints and reads with grpc-gateway's default marshaler
+options. Unit-level tables of the same behaviours: tests/test_compat_bodies.py.
 """
 from __future__ import annotations
 
@@ -123,7 +125,7 @@ def test_unary_bodies(gateway, case) -> None:
 
 # (id, path, body, the messages the backend receives); the same under every profile
 STREAMS = [
-    ("array: bindings on the first message only", "/v1/shelves/3/records:upload?",
+    ("array: bindings on the first message only", "/v1/shelves/3/records:upload",
      b'[{"theme": "a"}, {"theme": "b", "shelf": "9"}]', ['shelf: 3 theme: "a"', 'shelf: 9 theme: "b"']),
     ("array of nothing", "/v1/shelves/3/records:upload", b"[]", []),
     ("ndjson: bindings on every message", "/v1/shelves/3/records:upload",
