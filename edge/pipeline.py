@@ -22,7 +22,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_to_bytes
 
 import grpc
 
@@ -246,7 +246,7 @@ class Pipeline:
         policy = await self.authenticate(call, route, record)
         limit_headers = await self.charge(call, route, record)
         headers_out = list(extra_headers) + limit_headers
-        query = parse_query(call.query_string)
+        query = parse_query(call.query_string, route.options.query_unescape_plus)
         content_type = call.headers.get("content-type")
         if route.client_streaming:
             request: Any = iterate(route.request_codec.decode_stream(bindings, query, call.body, content_type))
@@ -385,13 +385,39 @@ _UNKNOWN_OUTCOME = frozenset(code.value[0] for code in (
     grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE))
 
 
-def parse_query(query_string: bytes) -> list[tuple[str, str]]:
+def parse_query(query_string: bytes, unescape_plus: bool = True) -> list[tuple[str, str]]:
+    """`name=value` pairs split on `&`, names and values percent-decoded (so a name
+    like `shelf.search%5Bfoo%5D` reaches the field lookup as `shelf.search[foo]`),
+    `+` a space when `unescape_plus` (grpc-gateway, HTML forms; Envoy keeps it a `+`).
+
+    A piece without `=` names no value and is dropped, as Envoy's parser does
+    (cache busters like `?1699999999` or `?_`); so is one with an empty name.
+    A `%` not followed by two hex digits stays as it is. 400 when the decoded
+    bytes are not UTF-8.
+    """
     if not query_string:
         return []
+    pairs: list[tuple[str, str]] = []
     try:
-        return parse_qsl(query_string.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="strict")
+        for piece in query_string.split(b"&"):
+            name, eq, value = piece.partition(b"=")
+            if not eq or not name:
+                continue
+            if b"%" in piece or (unescape_plus and b"+" in piece):
+                pairs.append((_query_text(name, unescape_plus), _query_text(value, unescape_plus)))
+            else:
+                pairs.append((name.decode("utf-8"), value.decode("utf-8")))
     except UnicodeDecodeError:
         raise errors.BadRequest("query string is not valid UTF-8 after percent-decoding") from None
+    return pairs
+
+
+def _query_text(raw: bytes, unescape_plus: bool) -> str:
+    if unescape_plus and b"+" in raw:
+        raw = raw.replace(b"+", b" ")
+    if b"%" in raw:
+        raw = unquote_to_bytes(raw)
+    return raw.decode("utf-8")
 
 
 def client_deadline(headers: dict[str, str], default: float, maximum: float) -> float:

@@ -81,8 +81,12 @@ def test_path_variables_win_over_the_body(kt: KindsTypes) -> None:
     assert list(message.ids) == [9]
 
 
-def test_whole_body_refuses_query_parameters(kt: KindsTypes) -> None:
-    error = bad(codec(kt, "*"), b"{}", query=[("f_int32", "1")])
+def test_whole_body_and_query_parameters(kt: KindsTypes) -> None:
+    """As Envoy's bindings: the query fills what the body left unset; a value other
+    than the body's is refused (the profiles' other rules: tests/test_query_rules.py)."""
+    message = codec(kt, "*").decode([], [("f_int32", "1")], b'{"fInt64": "2"}', None)
+    assert (message.f_int32, message.f_int64) == (1, 2)
+    error = bad(codec(kt, "*"), b'{"fInt32": 2}', query=[("f_int32", "1")])
     assert error.field == "f_int32" and "request body" in error.message
 
 
@@ -243,9 +247,10 @@ def test_message_body_field_must_be_an_object(kt: KindsTypes) -> None:
     assert error.field == "inner.count"
 
 
-def test_query_cannot_touch_the_body_field(kt: KindsTypes) -> None:
-    error = bad(codec(kt, "inner"), b"{}", query=[("inner.count", "1")])
-    assert error.field == "inner.count" and error.message.startswith("field set twice")
+def test_query_fills_the_body_field_but_never_a_path_field(kt: KindsTypes) -> None:
+    assert codec(kt, "inner").decode([], [("inner.count", "1")], b'{"name": "n"}', None).inner.count == 1
+    error = bad(codec(kt, "inner"), b'{"count": 2}', query=[("inner.count", "1")])
+    assert error.field == "inner.count" and "request body" in error.message
     error = bad(codec(kt, "inner", ["f_int64"]), b"{}", path=[(("f_int64",), "1")], query=[("fInt64", "2")])
     assert error.field == "fInt64" and error.message.startswith("field set twice")
 

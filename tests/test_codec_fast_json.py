@@ -355,3 +355,36 @@ def test_a_utc_timestamp_takes_the_fast_path():
     assert _utc_timestamp("9999-12-31T23:59:59.999999999Z") == (253402300799, 999999999)
     assert _utc_timestamp("2024-02-30T00:00:00Z") is None  # json_format words the error
     assert _utc_timestamp("2024-01-01T00:00:00+01:00") is None  # offsets go to json_format
+
+
+ENUM_SPELLINGS = st.sampled_from(["RED", "red", "Red", "bLuE", "GREEN", "green", "g-r-e-e-n", "COLOR-UNSPECIFIED",
+                                  "color_unspecified", "purple", "2", 3, "", "RED "])
+ENUM_BODIES = st.fixed_dictionaries({}, optional={
+    "color": ENUM_SPELLINGS, "colors": st.lists(ENUM_SPELLINGS, max_size=3),
+    "inner": st.fixed_dictionaries({}, optional={"color": ENUM_SPELLINGS, "child": st.fixed_dictionaries(
+        {}, optional={"color": ENUM_SPELLINGS})}),
+    "items": st.lists(st.fixed_dictionaries({}, optional={"color": ENUM_SPELLINGS}), max_size=2),
+    "innerById": st.dictionaries(st.sampled_from(["1", "2"]), st.fixed_dictionaries({"color": ENUM_SPELLINGS}),
+                                 max_size=2),
+    "fString": st.sampled_from(["red", "x"]),
+})
+
+
+@settings(max_examples=300, deadline=None)
+@given(ENUM_BODIES)
+def test_case_insensitive_enums_keep_fast_and_json_format_in_step(value):
+    """case_insensitive_enums rewrites the parsed body before either engine sees it: both
+    still agree, and a body the default accepts means the same with the option on."""
+    body = json.dumps(value).encode()
+    strict = TranscodingOptions().replace(unknown_body_fields="reject", unknown_body_enum_names="reject")
+    insensitive = strict.replace(case_insensitive_enums=True)
+    fast = RequestCodec(kinds_pb2.Kinds.DESCRIPTOR, "*", [], options=insensitive)
+    slow = RequestCodec(kinds_pb2.Kinds.DESCRIPTOR, "*", [], options=insensitive)
+    slow._fast = _Never()
+    assert _outcome(fast, body) == _outcome(slow, body)
+    default = _outcome(RequestCodec(kinds_pb2.Kinds.DESCRIPTOR, "*", [], options=strict), body)
+    if default[0] == "ok":
+        assert _outcome(fast, body) == default
+    if _outcome(fast, body)[0] == "ok":  # every enum string left is a value name, or a number
+        message = kinds_pb2.Kinds.FromString(_outcome(fast, body)[1])
+        assert message.color in (0, 1, 2, 3) and all(c in (0, 1, 2, 3) for c in message.colors)

@@ -370,10 +370,19 @@ def test_a_stream_without_a_body_rule_is_one_message_of_its_bindings() -> None:
         assert stream(request_codec, body, SHELF, [("theme", "q")]) == texts(RecordRequest, 'shelf: 3 theme: "q"')
 
 
-def test_a_whole_body_stream_refuses_query_parameters() -> None:
-    with pytest.raises(BadRequest) as info:
-        stream(codec(RecordRequest, "*"), b"[]", query=[("theme", "x")])
+def test_a_whole_body_stream_and_query_parameters() -> None:
+    """A `body: "*"` stream reads the query as a unary `body: "*"` call does (the
+    `query_body_fields` rules of transcoding/query.py), into the first message of an array."""
+    body = b'[{"tags": ["a"]}, {"theme": "b"}]'
+    assert stream(codec(RecordRequest, "*"), body, query=[("theme", "x")]) == texts(
+        RecordRequest, 'tags: "a" theme: "x"', 'theme: "b"')
+    with pytest.raises(BadRequest) as info:  # the first message sets it otherwise
+        stream(codec(RecordRequest, "*"), b'[{"theme": "a"}]', query=[("theme", "x")])
     assert info.value.field == "theme"
+    assert stream(codec(RecordRequest, "*", (), "envoy"), b'[{"theme": "a"}]', query=[("theme", "x")]) == texts(
+        RecordRequest, 'theme: "a"')
+    assert stream(codec(RecordRequest, "*", (), "grpc-gateway"), body, query=[("theme", "x")]) == texts(
+        RecordRequest, 'tags: "a"', 'theme: "b"')
 
 
 # ------------------------------------------------ response_to_json_translator_test.cc

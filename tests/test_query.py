@@ -1,7 +1,10 @@
 """Query parameters onto request messages: every field kind, every refusal.
 
 Each case runs against the generated classes and against classes built from a
-fresh DescriptorPool (the gateway's real situation).
+fresh DescriptorPool (the gateway's real situation). The route-level rules
+(profiles, body fields, path fields, unknown and ignored names) and the
+anchors' own tables live in tests/test_query_rules.py; this file is the value
+and name side of the mapper.
 """
 from __future__ import annotations
 
@@ -63,14 +66,19 @@ def refused(kt: KindsTypes, *params: tuple[str, str], bound: set[str] | None = N
         ("f_double", ".5", "f_double", 0.5),
         ("f_double", "Infinity", "f_double", math.inf),
         ("f_double", "-Infinity", "f_double", -math.inf),
+        ("f_double", "inf", "f_double", math.inf),  # Go's ParseFloat spelling
         ("f_float", "1.5", "f_float", 1.5),
         ("f_float", "-Infinity", "f_float", -math.inf),
         ("f_bool", "true", "f_bool", True),
         ("f_bool", "True", "f_bool", True),
         ("f_bool", "1", "f_bool", True),
         ("f_bool", "t", "f_bool", True),
+        ("f_bool", "tRUE", "f_bool", True),  # Envoy's safe_strtob: any case
+        ("f_bool", "yes", "f_bool", True),  # Envoy
+        ("f_bool", "Y", "f_bool", True),
         ("f_bool", "false", "f_bool", False),
         ("f_bool", "0", "f_bool", False),
+        ("f_bool", "no", "f_bool", False),
         ("f_string", "héllo wörld ✓", "f_string", "héllo wörld ✓"),
         ("customName", "by json_name", "json_named", "by json_name"),
         ("json_named", "by proto name", "json_named", "by proto name"),
@@ -79,6 +87,8 @@ def refused(kt: KindsTypes, *params: tuple[str, str], bound: set[str] | None = N
         ("f_bytes", "aGk", "f_bytes", b"hi"),  # unpadded
         ("f_bytes", "aGk=", "f_bytes", b"hi"),
         ("f_bytes", "+/8 ", "f_bytes", b"\xfb\xff>"),  # '+' arrives as ' ' after form-decoding
+        ("f_bytes", "", "f_bytes", b""),  # an empty value is empty bytes
+        ("f_string", "", "f_string", ""),
         ("color", "BLUE", "color", 3),
         ("color", "2", "color", 2),
         ("opt_int32", "0", "opt_int32", 0),
@@ -122,13 +132,14 @@ def test_nan(kt: KindsTypes) -> None:
         ("f_double", "1e400"),
         ("f_double", "0x10"),
         ("f_double", "1,5"),
-        ("f_bool", "yes"),
-        ("f_bool", "tRUE"),
+        ("f_bool", "yess"),
+        ("f_bool", "2"),
+        ("f_bool", "on"),
         ("f_bytes", "a"),
         ("f_bytes", "a===="),
         ("f_bytes", "!!!!"),
         ("color", "PURPLE"),
-        ("color", "red"),
+        ("color", "red"),  # case-sensitive unless case_insensitive_enums
         ("color", "99"),
         ("colors", "NOPE"),
         ("ids", "x"),
@@ -175,12 +186,16 @@ def test_repeated_scalars_by_repetition(kt: KindsTypes) -> None:
     assert message.ratios[0] == 0.5 and math.isnan(message.ratios[1])
 
 
-def test_empty_values_are_skipped(kt: KindsTypes) -> None:
-    message = parsed(kt, ("f_int32", ""), ("ids", ""), ("ids", "4"), ("ts", ""), ("choice_name", ""))
+def test_empty_values_set_strings_and_skip_the_rest(kt: KindsTypes) -> None:
+    message = parsed(kt, ("f_int32", ""), ("ids", ""), ("ids", "4"), ("ts", ""), ("tags", ""), ("tags", "x"))
     assert message.f_int32 == 0
     assert list(message.ids) == [4]
     assert not message.HasField("ts")
-    assert message.WhichOneof("choice") is None
+    assert list(message.tags) == ["", "x"]  # both anchors append the empty string
+    # an empty string is a value: it selects its oneof member, sets a StringValue
+    message = parsed(kt, ("choice_name", ""), ("w_string", ""), ("w_int32", ""))
+    assert message.WhichOneof("choice") == "choice_name"
+    assert message.HasField("w_string") and not message.HasField("w_int32")
 
 
 def test_oneof_members(kt: KindsTypes) -> None:
@@ -215,6 +230,8 @@ def test_timestamp_and_duration(kt: KindsTypes) -> None:
     # the epoch and a zero duration are still *set*
     message = parsed(kt, ("ts", "1970-01-01T00:00:00Z"), ("dur", "0s"))
     assert message.HasField("ts") and message.HasField("dur")
+    # Go's duration syntax, as grpc-gateway reads it
+    assert parsed(kt, ("dur", "1h30m")).dur.seconds == 5400
 
 
 def test_field_mask_in_camel_or_snake_case(kt: KindsTypes) -> None:
@@ -259,6 +276,8 @@ def test_struct_value_and_list_take_json(kt: KindsTypes) -> None:
     assert message.st.fields["b"].WhichOneof("kind") == "null_value"
     assert message.val.bool_value is True
     assert message.list_val.values[1].struct_value.fields["k"].string_value == "v"
+    # a Value whose text is not JSON is that text, as a string
+    assert parsed(kt, ("val", "hello")).val.string_value == "hello"
 
 
 def test_repeated_timestamps(kt: KindsTypes) -> None:
@@ -273,7 +292,7 @@ def test_repeated_timestamps(kt: KindsTypes) -> None:
         ("ts", "2021-02-03T04:05:06"),  # no offset
         ("ts", "2021-13-03T04:05:06Z"),
         ("ts", "0000-01-01T00:00:00Z"),
-        ("dur", "1h"),
+        ("dur", "1d"),
         ("dur", "abc"),
         ("dur", "99999999999999s"),
         ("w_int32", "2147483648"),
@@ -283,11 +302,13 @@ def test_repeated_timestamps(kt: KindsTypes) -> None:
         ("w_bytes", "@@"),
         ("w_int64s", "x"),
         ("times", "nope"),
-        ("val", "hello"),  # Value takes JSON text: a bare word is not JSON
+        ("val", '{"a": 1, "a": 2}'),
         ("st", "[1]"),
+        ("st", "hello"),  # Struct takes JSON text only
         ("st", '{"a": 1, "a": 2}'),
         ("list_val", "{}"),
         ("st", "[" * 5000),
+        ("update_mask", "a(b"),
     ],
 )
 def test_bad_well_known_values_name_the_parameter(kt: KindsTypes, key: str, value: str) -> None:
@@ -306,14 +327,17 @@ def test_bad_well_known_values_name_the_parameter(kt: KindsTypes, key: str, valu
         ("fint32", "unknown query parameter"),  # neither spelling
         ("inner..name", "unknown query parameter"),
         ("", "unknown query parameter"),
+        ("nope[a]", "unknown query parameter 'nope[a]'"),
         ("inner", "message field"),
         ("inner.child", "message field"),
         ("any", "google.protobuf.Any"),
         ("empty", "google.protobuf.Empty"),
-        ("labels", "map field"),
-        ("labels[a]", "map field"),
-        ("innerById", "map field"),
+        ("labels", "set its entries as labels[key]=value"),
+        ("innerById", "message values, which have no text form"),
+        ("inner_by_id[1]", "message values, which have no text form"),
         ("inner_by_id.name", "map field"),
+        ("inner_by_id[x]", "message values"),
+        ("tags[a]", "'tags' is not a map field"),
         ("items", "repeated message"),
         ("items.name", "repeated message"),
         ("f_int32.x", "not a message field"),
@@ -333,6 +357,8 @@ def test_a_singular_field_given_twice(kt: KindsTypes) -> None:
     assert error.field == "fInt32" and "'f_int32'" in error.message
     error = refused(kt, ("ts", "1970-01-01T00:00:00Z"), ("ts", "1970-01-01T00:00:00Z"))
     assert error.field == "ts"
+    error = refused(kt, ("labels[a]", "1"), ("labels[a]", "2"))
+    assert error.field == "labels[a]" and "entry 'a' of map 'labels'" in error.message
 
 
 @pytest.mark.parametrize(
@@ -340,13 +366,14 @@ def test_a_singular_field_given_twice(kt: KindsTypes) -> None:
     [
         ("f_int64", {"f_int64"}),
         ("fInt64", {"f_int64"}),
-        ("inner.name", {"inner"}),  # under a field bound by the body
+        ("inner.name", {"inner"}),  # under a bound field
         ("inner.child.count", {"inner.child"}),
         ("inner.name", {"inner.name"}),
         ("ts", {"ts.seconds"}),  # above a bound field
+        ("labels[a]", {"labels"}),
     ],
 )
-def test_fields_bound_by_path_or_body_are_set_twice(kt: KindsTypes, key: str, bound: set[str]) -> None:
+def test_fields_bound_by_the_path_are_set_twice(kt: KindsTypes, key: str, bound: set[str]) -> None:
     error = refused(kt, (key, "1970-01-01T00:00:00Z" if key == "ts" else "1"), bound=bound)
     assert error.field == key
     assert error.message.startswith("field set twice")
@@ -367,13 +394,14 @@ def test_mapper_is_shared_and_resolution_cached(kt: KindsTypes) -> None:
     assert mapper.target("inner.child.count") is first
     assert first.path == "inner.child.count"
     assert mapper.target("customName").path == "json_named"
+    assert mapper.route(["f_int64"], "inner") is mapper.route(["f_int64"], "inner")
 
 
 def test_a_mapper_on_its_own(kt: KindsTypes) -> None:
     mapper = QueryMapper(kt.Kinds.DESCRIPTOR)
     message = kt.Kinds()
-    mapper.apply(message, [("fUint64", "18446744073709551615"), ("inner.color", "RED")])
-    assert message.f_uint64 == 2**64 - 1 and message.inner.color == 1
+    mapper.apply(message, [("fUint64", "18446744073709551615"), ("inner.color", "RED"), ("labels[k]", "v")])
+    assert message.f_uint64 == 2**64 - 1 and message.inner.color == 1 and dict(message.labels) == {"k": "v"}
 
 
 def test_recursive_types_resolve_deep_paths(kt: KindsTypes) -> None:
@@ -383,6 +411,13 @@ def test_recursive_types_resolve_deep_paths(kt: KindsTypes) -> None:
     for _ in range(40):
         node = node.child
     assert node.name == "deep"
+
+
+def test_a_bad_map_value_leaves_no_entry(kt: KindsTypes) -> None:
+    message = kt.Kinds()
+    with pytest.raises(BadRequest):
+        QueryMapper(kt.Kinds.DESCRIPTOR).apply(message, [("labels[a]", "\ud800")])
+    assert "a" not in message.labels
 
 
 # --------------------------------------------------------------- errors

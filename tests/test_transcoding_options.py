@@ -9,7 +9,7 @@ import pytest
 
 from edge.config import GatewayConfig
 from tests.support.gateway import gateway_config, running_gateway
-from transcoding.options import PROFILES, TranscodingOptions, UnknownFields, option_fields, profile
+from transcoding.options import PROFILES, QueryBodyFields, TranscodingOptions, UnknownFields, option_fields, profile
 
 
 def test_every_profile_sets_every_row_from_the_table() -> None:
@@ -36,6 +36,9 @@ def test_options_are_frozen_and_hashable() -> None:
         ({"forward_headers": ["X-Tenant", "x-trace"]}, "forward_headers", frozenset({"x-tenant", "x-trace"})),
         ({"use_proto_names": True}, "use_proto_names", True),
         ({"use_proto_names": None}, "use_proto_names", False),  # None keeps the profile's value
+        ({"query_body_fields": "body_wins"}, "query_body_fields", QueryBodyFields.BODY_WINS),
+        ({"unknown_query_parameters": "ignore"}, "unknown_query_parameters", UnknownFields.IGNORE),
+        ({"ignored_query_parameters": ["key", "Key"]}, "ignored_query_parameters", frozenset({"key", "Key"})),
     ],
 )
 def test_profile_with_overrides(overrides, field, expected) -> None:

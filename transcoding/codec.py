@@ -5,14 +5,15 @@ implementations (grpc-gateway, Envoy's transcoder):
 
 * ``body: ""`` -- the HTTP body is ignored (the spec: "omitted for not having
   any HTTP request body"; grpc-gateway and Envoy never read it);
-* ``body: "*"`` -- the JSON object is the whole message; query parameters are
-  refused, because the spec leaves none over ("all fields not bound by the
-  path end in the body");
-* ``body: "<field>"`` -- the JSON value is that field; query parameters fill
-  the remaining fields;
+* ``body: "*"`` -- the JSON object is the whole message;
+* ``body: "<field>"`` -- the JSON value is that field;
+* query parameters fill the remaining fields, and (as Envoy's bindings do)
+  fields inside the body's part the body left unset; one the body did set is
+  the `query_body_fields` option's to decide (transcoding/query.py);
 * path variables win over the body: a field bound by the path keeps the path's
   value whatever the body says (grpc-gateway's order, Envoy's default), so
-  what authorization saw in the URL is what the backend gets;
+  what authorization saw in the URL is what the backend gets; the query can
+  never set such a field;
 * an empty body is an empty message / unset field; a body of only whitespace
   is a 400 (Envoy) unless `whitespace_body_is_empty` (grpc-gateway);
 * ``google.api.HttpBody`` (as the request type with ``"*"``, or as the body
@@ -50,10 +51,11 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from .bodycheck import DROP, REJECT, BodyCheck
+from .enums import CaseInsensitiveEnums
 from .errors import BadRequest, TranscodeError, UnsupportedMediaType
 from .fastjson import DictDecoder, DictEncoder
 from .options import TranscodingOptions, UnknownFields
-from .query import FieldTarget, PathError, QueryMapper, mapper_for
+from .query import ABSENT, RAW_BODY, FieldTarget, PathError, QueryMapper, RouteQuery, mapper_for
 
 __all__ = ["CodecConfigError", "RequestCodec", "ResponseCodec", "JSON_CONTENT_TYPE", "HTTP_BODY"]
 
@@ -264,7 +266,7 @@ class RequestCodec:
         self._whitespace_is_empty = options.whitespace_body_is_empty
         self._cls = message_factory.GetMessageClass(input_type)
         self._pool = input_type.file.pool
-        self._query: QueryMapper = mapper_for(input_type)
+        self._query: QueryMapper = mapper_for(input_type, options)
         path_fields = list(path_fields)
         self._path_targets: dict[tuple[str, ...], FieldTarget] = {}
         for dotted in path_fields:
@@ -292,7 +294,8 @@ class RequestCodec:
             for dotted in path_fields:
                 if self._body_raw and (dotted == body or dotted.startswith(body + ".")):
                     raise CodecConfigError(f"path variable {dotted!r} is inside the raw body field {body!r}")
-        self._bound = frozenset(path_fields) | ({body} if body and body != "*" else frozenset())
+        self.query: RouteQuery = self._query.route(path_fields, body, raw_body=self._body_raw, options=options)
+        self._enums = CaseInsensitiveEnums() if options.case_insensitive_enums else None
         self._fast = DictDecoder(
             ignore_unknown_fields=self.ignore_unknown_fields, ignore_unknown_enum_names=ignore_enum_names
         )
@@ -309,22 +312,22 @@ class RequestCodec:
         content_type: str | None,
     ) -> Message:
         """One request message; BadRequest (or UnsupportedMediaType) on bad input."""
-        if self.body == "*" and query:
-            self._refuse_query(query)
         message = self._cls()
+        body_value = ABSENT  # what the query rules see of the body (transcoding/query.py)
         if self.body:
             if self._body_raw:
                 self._raw_body(message, body, content_type)
+                body_value = RAW_BODY
             elif body:
                 if body.strip(_JSON_SPACE):
                     _check_charset(content_type)
-                    self._fill(message, load_json(body))
+                    body_value = self._fill(message, load_json(body))
                 else:
                     self._whitespace(content_type)
         if path_bindings:
             self._apply_path(message, path_bindings)
         if query:
-            self._query.apply(message, query, self._bound)
+            self.query.apply(message, query, body_value)
         return message
 
     def decode_stream(
@@ -349,8 +352,6 @@ class RequestCodec:
         a unary call does, and sends one message of its bindings. BadRequest names
         the element or value, and its line.
         """
-        if self.body == "*" and query:
-            self._refuse_query(query)
         if not self.body:
             return [self._one_of_stream(None, path_bindings, query)]
         if not body:
@@ -385,20 +386,14 @@ class RequestCodec:
 
     def _one_of_stream(self, value: Any, path_bindings: Any, query: Any) -> Message:
         message = self._cls()
+        body_value = ABSENT
         if self.body:
-            self._fill(message, value)
+            body_value = self._fill(message, value)
         if path_bindings:
             self._apply_path(message, path_bindings)
         if query:
-            self._query.apply(message, query, self._bound)
+            self.query.apply(message, query, body_value)
         return message
-
-    def _refuse_query(self, query: list[tuple[str, str]]) -> None:
-        key = query[0][0]
-        raise BadRequest(
-            f"unknown query parameter {key!r}: this route takes every field from the request body",
-            field=key,
-        )
 
     def _whitespace(self, content_type: str | None) -> None:
         """A body of only whitespace: Envoy refuses it, grpc-gateway reads an empty message."""
@@ -430,8 +425,11 @@ class RequestCodec:
         target.content_type = content_type or ""
         target.data = body
 
-    def _fill(self, message: Message, value: Any) -> None:
-        """The body's JSON value into `message`, as the route's body rule says."""
+    def _fill(self, message: Message, value: Any) -> Any:
+        """The body's JSON value into `message`, as the route's body rule says;
+        returns the value as decoded (what the query rules look at)."""
+        if self._enums is not None:
+            value = self._case_insensitive_enums(value)
         prefix = self.body if self._body_chain else ""
         try:
             if not self._body_chain:
@@ -456,6 +454,18 @@ class RequestCodec:
             raise
         except Exception as exc:  # json_format: ParseError, plus anything odd (RecursionError, TypeError...)
             raise _json_error(exc, prefix) from None
+        return value
+
+    def _case_insensitive_enums(self, value: Any) -> Any:
+        """Envoy's case_insensitive_enum_parsing on the parsed body, before decoding."""
+        assert self._enums is not None
+        if not self._body_chain:
+            self._enums.rewrite(value, self.input_type)
+            return value
+        leaf = self._body_chain[-1]
+        wrapped = {leaf.name: value}  # rewritten as the field of its parent message
+        self._enums.rewrite(wrapped, leaf.containing_type)
+        return wrapped[leaf.name]
 
     def _parse_into(self, value: Any, message: Message, prefix: str, fast: bool = True) -> None:
         descriptor = message.DESCRIPTOR

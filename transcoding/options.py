@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Mapping
 
-__all__ = ["DEFAULT_PROFILE", "PROFILES", "TranscodingOptions", "UnknownFields", "option_fields", "profile"]
+__all__ = [
+    "DEFAULT_PROFILE", "PROFILES", "QueryBodyFields", "TranscodingOptions", "UnknownFields", "option_fields", "profile",
+]
 
 
 class UnknownFields(str, Enum):
@@ -35,6 +37,15 @@ class UnknownFields(str, Enum):
 
     REJECT = "reject"  # 400 naming it
     IGNORE = "ignore"  # dropped, so a newer client works against an older backend
+
+
+class QueryBodyFields(str, Enum):
+    """A query parameter naming a field inside the part of the message the body sets
+    (under `body: "<field>"`, or any field with `body: "*"`)."""
+
+    REJECT_CONFLICTS = "reject_conflicts"  # fills what the body left unset; a value other than the body's is a 400
+    BODY_WINS = "body_wins"  # fills what the body left unset; where the body set it, the body's value stands
+    IGNORE = "ignore"  # dropped whether the body set the field or not (and on `body: "*"` the query is never read)
 
 
 def _option(
@@ -63,7 +74,43 @@ class TranscodingOptions:
 
     # ---- paths
 
-    # ---- query parameters
+    # ---- query parameters (README "Query parameters" says what each anchor does)
+    unknown_query_parameters: UnknownFields = _option(
+        UnknownFields.REJECT,
+        "a query parameter naming no field: a 400 naming it (Envoy rejects or passes the request on "
+        "untranscoded) or ignored (grpc-gateway; Envoy's `ignore_unknown_query_parameters`)",
+        grpc_gateway=UnknownFields.IGNORE,
+    )
+    ignored_query_parameters: frozenset[str] = _option(
+        frozenset(),
+        "names never read from the query, field or not (Envoy's `ignored_query_parameters`): API keys, "
+        "`access_token`, cache busters",
+    )
+    query_body_fields: QueryBodyFields = _option(
+        QueryBodyFields.REJECT_CONFLICTS,
+        "a query parameter inside the body's part (`shelf.theme` with `body: \"shelf\"`, any field with "
+        "`body: \"*\"`): fills what the body left unset, a value other than the body's is a 400 "
+        "(Envoy's `reject_binding_body_field_collisions`); `body_wins` (Envoy's default); `ignore` "
+        "(grpc-gateway drops it, and reads no query on `body: \"*\"`)",
+        envoy=QueryBodyFields.BODY_WINS, grpc_gateway=QueryBodyFields.IGNORE,
+    )
+    query_unescape_plus: bool = _option(
+        True,
+        "`+` in query names and values is a space (grpc-gateway, HTML forms); false keeps it "
+        "(Envoy's `query_param_unescape_plus`)",
+        envoy=False,
+    )
+    query_value_json: bool = _option(
+        True,
+        "a `google.protobuf.Value` parameter is JSON text (`true`, `1`, `{\"a\":1}`: grpc-gateway), text that "
+        "is not JSON a string; false: always a string (Envoy)",
+        envoy=False,
+    )
+    case_insensitive_enums: bool = _option(
+        False,
+        "enum names also match upper-cased with `-` as `_`, in query, path and JSON body "
+        "(Envoy's `case_insensitive_enum_parsing`)",
+    )
 
     # ---- bodies
     unknown_body_fields: UnknownFields = _option(

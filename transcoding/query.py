@@ -1,68 +1,56 @@
 """Query parameters (and path variables) onto fields of a request message.
 
-Semantics follow grpc-gateway's query parser and the HttpRule spec, with
-the gateway stricter where silence would lose data:
-
 * a key is a dotted field path; every element may be the proto name or the
-  json_name of its field; only singular message fields can be traversed;
-* scalars take their plain text form: decimal integers (range checked),
-  floats (also ``NaN``/``Infinity``), bools as Go's ``strconv.ParseBool``
-  reads them (``true/false/1/0/t/f``...), enums by name or defined number,
-  bytes as standard or URL-safe base64, padded or not;
-* well-known types with a JSON string form take it (Timestamp RFC 3339,
-  Duration ``"1.5s"``, FieldMask ``"a,b.c"`` in camelCase or snake_case,
-  wrappers the scalar form of their value, Struct/Value/ListValue JSON text);
-* repeated fields take one element per occurrence (``ids=1&ids=2``);
-* an empty value is skipped, as grpc-gateway does (blank HTML form inputs);
-* form-decoding turns ``+`` into a space: bytes and Timestamp values, which
-  can never hold a space, read it back as ``+``.
+  json_name of its field (a json_name holding brackets or dots resolves too,
+  and one holding percent-escapes also by its decoded spelling, as Envoy's
+  lookup does); only singular message fields can be traversed;
+* a map field takes ``m[key]=value`` (grpc-gateway): string, integer and bool
+  keys; scalar, enum and well-known-type values (plain message values have no
+  text form: a 400, as in grpc-gateway);
+* values take the text forms of transcoding/textforms.py;
+* repeated fields take one element per occurrence (``ids=1&ids=2``); a
+  singular field or a map entry given twice is a 400;
+* an empty value sets a string or bytes field (and a StringValue, BytesValue
+  or Value), as both anchors do, and is skipped for every other type (blank
+  HTML form inputs), where both anchors would refuse it;
+* with form-decoding ``+`` is a space: bytes and Timestamp values, which can
+  never hold a space, read it back as ``+``.
 
-Errors are ``BadRequest`` naming the parameter: unknown field, bad value,
-a singular field given twice, a field already bound by the path or body
-("field set twice"), a plain message or a map field (not settable from a
-query string), and two members of one oneof.
+`QueryMapper` holds the per-message-type part (names, parsers), shared by
+every route of that type; `RouteQuery` one route's rules over it: what its path
+and body bind and what the options say about unknown names, always-ignored
+names and fields inside the body. Each key a request sends is resolved and
+classified once per route and then served from a dict, so a request does dict
+lookups and the final set. Errors are ``BadRequest`` naming the parameter.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Collection, Iterable
+from typing import Any, Collection, Iterable
+from urllib.parse import unquote
 
-from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
+from google.protobuf import message_factory
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from .errors import BadRequest
+from .options import QueryBodyFields, TranscodingOptions, UnknownFields
+from .textforms import JSON_TEXT_TYPES, FillMessage, Parse, scalar_parser, string_form_filler
 
-__all__ = ["QueryMapper", "FieldTarget", "PathError", "apply_query", "mapper_for"]
+__all__ = [
+    "ABSENT", "RAW_BODY", "FieldTarget", "PathError", "QueryMapper", "QueryParameter", "RouteQuery", "apply_query",
+    "mapper_for",
+]
 
-_INT_RE = re.compile(r"[+-]?[0-9]+\Z")
-_UINT_RE = re.compile(r"[0-9]+\Z")
-_FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
-_FLOAT_SPECIALS = {
-    "nan": math.nan,
-    "+nan": math.nan,
-    "-nan": math.nan,
-    "inf": math.inf,
-    "+inf": math.inf,
-    "infinity": math.inf,
-    "+infinity": math.inf,
-    "-inf": -math.inf,
-    "-infinity": -math.inf,
-}
-_FLOAT32_MAX = 3.4028234663852886e38
-_BOOLS = {
-    "true": True, "True": True, "TRUE": True, "t": True, "T": True, "1": True,
-    "false": False, "False": False, "FALSE": False, "f": False, "F": False, "0": False,
-}
-_PATH_CACHE_LIMIT = 4096
-
-Parse = Callable[[str], Any]
-FillMessage = Callable[[Message, str], None]
+_MAP_KEY = re.compile(r"(.*)\[(.*)\]\Z", re.DOTALL)  # greedy, as grpc-gateway's `^(.*)\[(.*)\]$`
+_CACHE_LIMIT = 4096
+_PARAMETER_DEPTH = 8  # nesting levels the OpenAPI parameter list goes down, on top of the cycle check
+_T = FieldDescriptor
+_TAKES_EMPTY = frozenset({_T.TYPE_STRING, _T.TYPE_BYTES})
+_EMPTY_MESSAGES = frozenset({"google.protobuf.StringValue", "google.protobuf.BytesValue", "google.protobuf.Value"})
 
 
 class PathError(ValueError):
@@ -74,169 +62,15 @@ class PathError(ValueError):
         self.unknown = unknown
 
 
-# ---------------------------------------------------------------- scalars
+class _Absent:
+    __slots__ = ()
 
-def _int_parser(lo: int, hi: int, pattern: re.Pattern[str], label: str) -> Parse:
-    def parse(text: str) -> int:
-        if len(text) > 40 or not pattern.match(text):
-            raise ValueError(f"{text!r} is not a valid {label}")
-        number = int(text)
-        if not lo <= number <= hi:
-            raise ValueError(f"{text} is out of range for {label}")
-        return number
-
-    return parse
+    def __repr__(self) -> str:
+        return "ABSENT"
 
 
-def _float_parser(single: bool) -> Parse:
-    label = "float" if single else "double"
-
-    def parse(text: str) -> float:
-        special = _FLOAT_SPECIALS.get(text.lower())
-        if special is not None:
-            return special
-        if not _FLOAT_RE.match(text):
-            raise ValueError(f"{text!r} is not a valid {label}")
-        number = float(text)
-        if math.isinf(number) or (single and abs(number) > _FLOAT32_MAX):
-            raise ValueError(f"{text} is out of range for {label}")
-        return number
-
-    return parse
-
-
-def _parse_bool(text: str) -> bool:
-    try:
-        return _BOOLS[text]
-    except KeyError:
-        raise ValueError(f"{text!r} is not a valid bool (use true or false)") from None
-
-
-def _parse_string(text: str) -> str:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("not valid UTF-8") from None
-    return text
-
-
-def _parse_bytes(text: str) -> bytes:
-    text = text.replace(" ", "+")
-    core = text.rstrip("=")
-    if len(text) - len(core) > 2 or len(core) % 4 == 1:
-        raise ValueError("not valid base64")
-    altchars = b"-_" if ("-" in core or "_" in core) else None
-    try:
-        return base64.b64decode(core + "=" * (-len(core) % 4), altchars=altchars, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("not valid base64 (standard or URL-safe)") from None
-
-
-def _enum_parser(enum: EnumDescriptor) -> Parse:
-    names = {value.name: value.number for value in enum.values}
-    numbers = frozenset(names.values())
-    full_name = enum.full_name
-
-    def parse(text: str) -> int:
-        number = names.get(text)
-        if number is not None:
-            return number
-        if _INT_RE.match(text) and len(text) < 12 and int(text) in numbers:
-            return int(text)
-        raise ValueError(f"{text!r} is not a value of enum {full_name}")
-
-    return parse
-
-
-_T = FieldDescriptor
-_SCALAR_PARSERS: dict[int, Parse] = {
-    _T.TYPE_INT32: _int_parser(-(2**31), 2**31 - 1, _INT_RE, "int32"),
-    _T.TYPE_SINT32: _int_parser(-(2**31), 2**31 - 1, _INT_RE, "int32"),
-    _T.TYPE_SFIXED32: _int_parser(-(2**31), 2**31 - 1, _INT_RE, "int32"),
-    _T.TYPE_INT64: _int_parser(-(2**63), 2**63 - 1, _INT_RE, "int64"),
-    _T.TYPE_SINT64: _int_parser(-(2**63), 2**63 - 1, _INT_RE, "int64"),
-    _T.TYPE_SFIXED64: _int_parser(-(2**63), 2**63 - 1, _INT_RE, "int64"),
-    _T.TYPE_UINT32: _int_parser(0, 2**32 - 1, _UINT_RE, "uint32"),
-    _T.TYPE_FIXED32: _int_parser(0, 2**32 - 1, _UINT_RE, "uint32"),
-    _T.TYPE_UINT64: _int_parser(0, 2**64 - 1, _UINT_RE, "uint64"),
-    _T.TYPE_FIXED64: _int_parser(0, 2**64 - 1, _UINT_RE, "uint64"),
-    _T.TYPE_FLOAT: _float_parser(single=True),
-    _T.TYPE_DOUBLE: _float_parser(single=False),
-    _T.TYPE_BOOL: _parse_bool,
-    _T.TYPE_STRING: _parse_string,
-    _T.TYPE_BYTES: _parse_bytes,
-}
-
-
-def scalar_parser(field: FieldDescriptor) -> Parse:
-    """str -> Python value for a scalar or enum field (ValueError with a reason)."""
-    if field.type == _T.TYPE_ENUM:
-        return _enum_parser(field.enum_type)
-    return _SCALAR_PARSERS[field.type]
-
-
-# ------------------------------------------------- well-known string forms
-
-def _fill_generic(message: Message, text: str) -> None:
-    message.FromJsonString(text)  # json_format's own WKT mixin (Duration)
-
-
-def _fill_timestamp(message: Message, text: str) -> None:
-    message.FromJsonString(text.replace(" ", "+"))
-
-
-def _fill_field_mask(message: Message, text: str) -> None:
-    """json_format reads camelCase paths only; snake_case (proto names) is
-    what most clients send in a query string, so accept both, per path."""
-    for path in text.split(","):
-        if not path:
-            continue
-        if "_" in path:
-            message.paths.append(path)
-        else:
-            one = type(message)()
-            one.FromJsonString(path)
-            message.paths.extend(one.paths)
-
-
-def _fill_json(message: Message, text: str) -> None:
-    try:
-        json_format.Parse(text, message, descriptor_pool=message.DESCRIPTOR.file.pool)
-    except json_format.ParseError as exc:
-        raise ValueError(f"expected JSON: {exc}") from None
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
-
-
-def _wrapper_filler(wrapper: Descriptor) -> FillMessage:
-    parse = scalar_parser(wrapper.fields_by_name["value"])
-
-    def fill(message: Message, text: str) -> None:
-        message.value = parse(text)
-
-    return fill
-
-
-_WRAPPERS = frozenset(
-    f"google.protobuf.{name}Value"
-    for name in ("Double", "Float", "Int64", "UInt64", "Int32", "UInt32", "Bool", "String", "Bytes")
-)
-_STRING_FORMS: dict[str, FillMessage] = {
-    "google.protobuf.Timestamp": _fill_timestamp,
-    "google.protobuf.Duration": _fill_generic,
-    "google.protobuf.FieldMask": _fill_field_mask,
-    "google.protobuf.Struct": _fill_json,
-    "google.protobuf.Value": _fill_json,
-    "google.protobuf.ListValue": _fill_json,
-}
-
-
-def string_form_filler(message_type: Descriptor) -> FillMessage | None:
-    """How to fill a message of this type from one text value, if it has a
-    JSON string/scalar form (well-known types); None for plain messages."""
-    if message_type.full_name in _WRAPPERS:
-        return _wrapper_filler(message_type)
-    return _STRING_FORMS.get(message_type.full_name)
+ABSENT: Any = _Absent()  # "the request had no body" (unlike a JSON null or {})
+RAW_BODY: Any = object()  # the body went whole into a google.api.HttpBody field
 
 
 # ------------------------------------------------------------ field index
@@ -245,39 +79,56 @@ def string_form_filler(message_type: Descriptor) -> FillMessage | None:
 class _Field:
     descriptor: FieldDescriptor
     name: str
-    repeated: bool
+    json_name: str
+    repeated: bool  # a list (maps are not)
     is_map: bool
-    message_type: Descriptor | None
+    message_type: Descriptor | None  # the field's (for maps: the value's) message type
     oneof: str | None
-    parse: Parse | None  # scalars and enums
-    fill: FillMessage | None  # messages with a string form
+    parse: Parse | None  # scalars and enums (for maps: of the value)
+    fill: FillMessage | None  # messages with a text form (for maps: of the value)
+    takes_empty: bool  # an empty text is a value (strings, bytes), not a blank input
+    key_parse: Parse | None = None  # maps: the key
+    key_type: int = 0
 
 
-def _field_info(field: FieldDescriptor) -> _Field:
-    is_map = bool(
-        field.message_type is not None and field.is_repeated and field.message_type.GetOptions().map_entry
-    )
+def _field_info(field: FieldDescriptor, case_insensitive_enums: bool, value_json: bool) -> _Field:
+    is_map = bool(field.message_type is not None and field.is_repeated and field.message_type.GetOptions().map_entry)
     oneof = field.containing_oneof.name if field.containing_oneof is not None else None
-    message_type = field.message_type if field.type in (_T.TYPE_MESSAGE, _T.TYPE_GROUP) else None
+    value = field.message_type.fields_by_name["value"] if is_map else field
+    message_type = value.message_type if value.type in (_T.TYPE_MESSAGE, _T.TYPE_GROUP) else None
+    key = field.message_type.fields_by_name["key"] if is_map else None
     return _Field(
         descriptor=field,
         name=field.name,
-        repeated=field.is_repeated,
+        json_name=field.json_name,
+        repeated=field.is_repeated and not is_map,
         is_map=is_map,
         message_type=message_type,
         oneof=oneof,
-        parse=None if message_type is not None else scalar_parser(field),
-        fill=string_form_filler(message_type) if message_type is not None and not is_map else None,
+        parse=None if message_type is not None else scalar_parser(value, case_insensitive_enums=case_insensitive_enums),
+        fill=string_form_filler(message_type, value_json=value_json) if message_type is not None else None,
+        takes_empty=value.type in _TAKES_EMPTY or (message_type is not None and message_type.full_name in _EMPTY_MESSAGES),
+        key_parse=scalar_parser(key) if key is not None else None,
+        key_type=key.type if key is not None else 0,
     )
+
+
+_NO_KEY: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
 class FieldTarget:
-    """A resolved, settable field path: the fields walked and the leaf."""
+    """A resolved, settable field path: the fields walked and the leaf (and for
+    a map entry, ``m[key]``, the parsed key). Everything a request asks of it
+    is computed here, once."""
 
     chain: tuple[_Field, ...]
     path: str  # dotted proto names: what `bound` holds
     prefixes: frozenset[str]  # every proper and full prefix of `path`
+    map_key: Any  # _NO_KEY unless a map entry
+    key_json: str  # a map entry's key as a JSON object key
+    once: Any  # what may be given only once: the path (singular), (path, key) (map entry); None for lists
+    takes_empty: bool  # an empty text is a value here (strings, bytes), not a blank input
 
     @property
     def leaf(self) -> _Field:
@@ -287,64 +138,140 @@ class FieldTarget:
     def repeated(self) -> bool:
         return self.chain[-1].repeated
 
+    @property
+    def is_entry(self) -> bool:
+        return self.map_key is not _NO_KEY
+
+
+def _target(chain: list[_Field], map_key: Any = _NO_KEY, key_json: str = "") -> FieldTarget:
+    names = [f.name for f in chain]
+    path = ".".join(names)
+    prefixes = frozenset(".".join(names[: i + 1]) for i in range(len(names)))
+    leaf = chain[-1]
+    if map_key is not _NO_KEY:
+        once: Any = (path, map_key)
+    else:
+        once = None if leaf.repeated else path
+    return FieldTarget(tuple(chain), path, prefixes, map_key, key_json, once, leaf.takes_empty)
+
+
+@dataclass(frozen=True, slots=True)
+class QueryParameter:
+    """One query parameter a route takes, as the OpenAPI document describes it."""
+
+    name: str  # as spelled in the document (json or proto names, dotted)
+    field: FieldDescriptor | None  # the leaf field; None for an ignored name
+    kind: str  # "value", "list" (repeat it), "map" (name[key]=value), "json" (JSON text), "ignored"
+
 
 class QueryMapper:
-    """Per-message-type query mapping, built once and reused.
+    """Per-message-type query mapping, built once and shared by its routes.
 
-    Each message type gets one dict from both spellings of every field name
-    to its precomputed parse/fill routine; each spelled key resolves once and
-    is then cached, so a request only does dict lookups and the final set.
+    Each message type gets one dict from every spelling of every field name to
+    its precomputed parse/fill routine; each spelled key resolves once and is
+    then cached, so a request only does dict lookups and the final set.
     """
 
-    def __init__(self, descriptor: Descriptor) -> None:
+    def __init__(
+        self, descriptor: Descriptor, *, case_insensitive_enums: bool = False, value_json: bool = True
+    ) -> None:
         self.descriptor = descriptor
-        self._types: dict[str, dict[str, _Field]] = {}
+        self.case_insensitive_enums = case_insensitive_enums
+        self.value_json = value_json
+        self._types: dict[str, tuple[dict[str, _Field], bool]] = {}
         self._targets: dict[str, FieldTarget] = {}
+        self._maps: dict[str, FieldTarget] = {}  # "m" of m[key]=value, resolved
+        self._routes: dict[tuple[Any, ...], RouteQuery] = {}
 
     # ---- resolution
 
-    def _index(self, descriptor: Descriptor) -> dict[str, _Field]:
-        index = self._types.get(descriptor.full_name)
-        if index is None:
-            index = {}
+    def _index(self, descriptor: Descriptor) -> tuple[dict[str, _Field], bool]:
+        """name -> field for every spelling, and whether some json_name holds a '.'."""
+        entry = self._types.get(descriptor.full_name)
+        if entry is None:
+            index: dict[str, _Field] = {}
             for field in descriptor.fields:
-                info = _field_info(field)
-                index[field.json_name] = info
-                index[field.name] = info
-            self._types[descriptor.full_name] = index
-        return index
+                info = _field_info(field, self.case_insensitive_enums, self.value_json)
+                index.setdefault(field.name, info)
+                index.setdefault(field.json_name, info)
+                if "%" in field.json_name:  # Envoy also matches such a json_name by its decoded spelling
+                    index.setdefault(unquote(field.json_name), info)
+            entry = (index, any("." in f.json_name for f in descriptor.fields))
+            self._types[descriptor.full_name] = entry
+        return entry
 
     def target(self, key: str) -> FieldTarget:
-        """Resolve a dotted path (proto or json names) to a settable field.
-
-        Raises PathError saying why the path cannot be set from text.
-        """
+        """Resolve a query key (dotted path in proto or json names, or ``m[key]``
+        on a map field) to a settable target. PathError says why it cannot be set."""
         cached = self._targets.get(key)
         if cached is not None:
             return cached
-        target = self._resolve(key)
-        if len(self._targets) < _PATH_CACHE_LIMIT:
+        try:
+            target = self._resolve(key.split("."), key)
+        except PathError as exc:
+            if not exc.unknown or not key.endswith("]"):
+                raise
+            match = _MAP_KEY.match(key)
+            if match is None:
+                raise
+            target = self._entry(match.group(1), match.group(2), key, exc)
+            return target  # entries are not cached: the keys are the client's to vary
+        if len(self._targets) < _CACHE_LIMIT:
             self._targets[key] = target
         return target
 
-    def _resolve(self, key: str) -> FieldTarget:
+    def _entry(self, path: str, key_text: str, key: str, unknown: PathError) -> FieldTarget:
+        base = self._maps.get(path)
+        if base is None:
+            try:
+                base = self._resolve(path.split("."), path, map_ok=True)
+            except PathError as exc:
+                raise unknown if exc.unknown else exc from None
+            if not base.leaf.is_map:
+                raise PathError(f"{base.path!r} is not a map field, so {key!r} names nothing")
+            if len(self._maps) < _CACHE_LIMIT:
+                self._maps[path] = base
+        leaf = base.leaf
+        assert leaf.key_parse is not None
+        try:
+            parsed = leaf.key_parse(key_text)
+        except ValueError as exc:
+            raise PathError(f"invalid key for map field {base.path!r}: {_reason(exc)}") from None
+        if leaf.key_type == _T.TYPE_BOOL:
+            key_json = "true" if parsed else "false"
+        else:
+            key_json = str(parsed)
+        return _target(list(base.chain), parsed, key_json)
+
+    def _resolve(self, parts: list[str], key: str, *, map_ok: bool = False) -> FieldTarget:
         descriptor = self.descriptor
         chain: list[_Field] = []
-        parts = key.split(".")
-        for position, part in enumerate(parts):
-            index = self._index(descriptor)
-            info = index.get(part)
+        position = 0
+        while position < len(parts):
+            index, dotted_names = self._index(descriptor)
+            info = index.get(parts[position])
+            end = position
+            if info is None and dotted_names:  # a json_name with dots in it: try the longer spellings
+                for end in range(position + 1, min(len(parts), position + 8)):
+                    info = index.get(".".join(parts[position: end + 1]))
+                    if info is not None:
+                        break
             walked = ".".join(f.name for f in chain)
             if info is None:
-                bare = part.split("[", 1)[0]
-                if "[" in part and bare in index and index[bare].is_map:
-                    raise PathError(f"{_join(walked, index[bare].name)!r} is a map field; map fields cannot be set from query parameters")
-                raise PathError(f"{descriptor.full_name} has no field {part!r}", unknown=True)
+                raise PathError(f"{descriptor.full_name} has no field {parts[position]!r}", unknown=True)
             chain.append(info)
             here = _join(walked, info.name)
+            position = end + 1
+            last = position == len(parts)
             if info.is_map:
-                raise PathError(f"{here!r} is a map field; map fields cannot be set from query parameters")
-            last = position == len(parts) - 1
+                if last and map_ok:
+                    break
+                if info.parse is None and info.fill is None:
+                    raise PathError(
+                        f"{here!r} is a map field with message values, which have no text form; "
+                        "set it in a JSON body"
+                    )
+                raise PathError(f"{here!r} is a map field; set its entries as {here}[key]=value")
             if last:
                 if info.message_type is not None and info.fill is None:
                     if info.repeated:
@@ -359,10 +286,25 @@ class QueryMapper:
             if info.repeated:
                 raise PathError(f"{here!r} is a repeated message field; its elements cannot be addressed")
             descriptor = info.message_type
-        path = ".".join(f.name for f in chain)
-        names = path.split(".")
-        prefixes = frozenset(".".join(names[: i + 1]) for i in range(len(names)))
-        return FieldTarget(tuple(chain), path, prefixes)
+        if map_ok and chain and chain[-1].is_map and (chain[-1].parse is None and chain[-1].fill is None):
+            raise PathError(
+                f"{'.'.join(f.name for f in chain)!r} is a map field with message values, which have no text "
+                "form; set it in a JSON body"
+            )
+        return _target(chain)
+
+    def proto_names(self, parts: list[str]) -> list[str]:
+        """`parts` with every leading element that names a field (either spelling)
+        replaced by its proto name; the rest as given (grpc-gateway's normalisation)."""
+        descriptor: Descriptor | None = self.descriptor
+        names: list[str] = []
+        for position, part in enumerate(parts):
+            info = self._index(descriptor)[0].get(part) if descriptor is not None else None
+            if info is None:
+                return names + parts[position:]
+            names.append(info.name)
+            descriptor = info.message_type if not info.repeated and not info.is_map else None
+        return names
 
     # ---- setting
 
@@ -378,7 +320,17 @@ class QueryMapper:
         if check_oneof and leaf.oneof is not None:
             _check_oneof(node, leaf, label, field)
         try:
-            if leaf.parse is not None:
+            if leaf.is_map:
+                entries = getattr(node, leaf.name)
+                if leaf.parse is not None:
+                    entries[target.map_key] = leaf.parse(value)
+                else:
+                    assert leaf.fill is not None
+                    assert leaf.message_type is not None
+                    scratch = message_factory.GetMessageClass(leaf.message_type)()  # a bad value leaves no entry
+                    leaf.fill(scratch, value)
+                    entries[target.map_key].CopyFrom(scratch)
+            elif leaf.parse is not None:
                 parsed = leaf.parse(value)
                 if leaf.repeated:
                     getattr(node, leaf.name).append(parsed)
@@ -395,50 +347,277 @@ class QueryMapper:
         except (ValueError, TypeError) as exc:
             raise BadRequest(f"invalid value for {label} {field!r}: {_reason(exc)}", field=field) from None
 
-    def apply(self, message: Message, params: Iterable[tuple[str, str]], bound: Collection[str] = ()) -> None:
-        """Set fields of `message` from decoded query parameters.
+    def holds(self, message: Message, target: FieldTarget, value: str, *, field: str) -> bool:
+        """Whether `message` already holds what `value` would set at `target`
+        (BadRequest when `value` is not valid for the field)."""
+        node = message
+        for info in target.chain[:-1]:
+            node = getattr(node, info.name)
+        leaf = target.chain[-1]
+        current: Any = getattr(node, leaf.name)
+        if leaf.is_map:
+            if target.map_key not in current:
+                return False
+            current = current[target.map_key]
+        try:
+            if leaf.parse is not None:
+                parsed = leaf.parse(value)
+                if isinstance(parsed, float):
+                    if math.isnan(parsed):
+                        return isinstance(current, float) and math.isnan(current)
+                    return math.isclose(parsed, current, rel_tol=1e-6 if leaf.descriptor.type == _T.TYPE_FLOAT else 1e-15)
+                return bool(parsed == current)
+            assert leaf.fill is not None
+            scratch = type(current)()
+            leaf.fill(scratch, value)
+            return bool(scratch == current)
+        except (ValueError, TypeError) as exc:
+            raise BadRequest(f"invalid value for query parameter {field!r}: {_reason(exc)}", field=field) from None
 
-        `bound` holds dotted proto-name paths already set by the path or the
-        body; a parameter at, under or above one of them is "set twice".
-        """
-        seen: dict[str, str] | None = None
+    def route(
+        self, path_fields: Iterable[str] = (), body: str = "", *, raw_body: bool = False,
+        options: TranscodingOptions | None = None,
+    ) -> "RouteQuery":
+        """The rules of one route over this mapper (cached: routes alike share one)."""
+        options = options or _DEFAULT_OPTIONS
+        key = (frozenset(path_fields), body, raw_body, options.unknown_query_parameters,
+               options.ignored_query_parameters, options.query_body_fields)
+        found = self._routes.get(key)
+        if found is None:
+            found = self._routes[key] = RouteQuery(self, key[0], body, raw_body=raw_body, options=options)
+        return found
+
+    def apply(self, message: Message, params: Iterable[tuple[str, str]], bound: Collection[str] = ()) -> None:
+        """Set fields of `message` from decoded query parameters; a parameter at,
+        under or above a field in `bound` (dotted proto names) is "set twice"."""
+        self.route(bound).apply(message, params)
+
+
+_DEFAULT_OPTIONS = TranscodingOptions()
+
+# Dispositions of a resolved key on one route.
+_FREE, _PATH, _BODY, _DROP = 0, 1, 2, 3
+_SKIP: Any = object()  # an unknown key the route ignores
+
+
+class RouteQuery:
+    """One route's query rules: what its path and body bind and what its options
+    say about unknown names, ignored names and fields inside the body.
+
+    Built once per route (`QueryMapper.route`); each key a request sends is
+    resolved and classified once per route and then served from a dict.
+    """
+
+    def __init__(
+        self, mapper: QueryMapper, path_fields: Collection[str], body: str, *, raw_body: bool,
+        options: TranscodingOptions,
+    ) -> None:
+        self.mapper = mapper
+        self.path_fields = frozenset(path_fields)
+        self.body = body
+        self.raw_body = raw_body
+        self.options = options
+        self._ignore_unknown = options.unknown_query_parameters is UnknownFields.IGNORE
+        self._ignored = options.ignored_query_parameters
+        self._mode = options.query_body_fields
+        # grpc-gateway never reads the query of a `body: "*"` route.
+        self.reads_nothing = body == "*" and self._mode is QueryBodyFields.IGNORE
+        self._body_depth = 0 if body in ("", "*") else body.count(".") + 1
+        self._entries: dict[str, Any] = {}
+
+    def apply(self, message: Message, params: Iterable[tuple[str, str]], body_value: Any = ABSENT) -> None:
+        """Set fields of `message` from decoded query parameters. `body_value` is
+        the request body as parsed JSON (ABSENT: no body; RAW_BODY: an HttpBody),
+        which says what the body set where a parameter lands inside it."""
+        if self.reads_nothing:
+            return
+        ignored = self._ignored
+        entries = self._entries
+        seen: dict[Any, str] | None = None
         for key, value in params:
-            try:
-                target = self.target(key)
-            except PathError as exc:
-                what = "unknown query parameter" if exc.unknown else "query parameter"
-                raise BadRequest(f"{what} {key!r}: {exc}", field=key) from None
-            if bound and _conflicts(target, bound):
-                raise BadRequest(
-                    f"field set twice: query parameter {key!r} sets {target.path!r}, "
-                    "which the request path or body already sets",
-                    field=key,
-                )
-            if value == "":
+            if ignored and key in ignored:
                 continue
-            if not target.chain[-1].repeated:
-                if seen is None:
-                    seen = {}
-                earlier = seen.get(target.path)
-                if earlier is not None:
-                    again = "more than once" if earlier == key else f"as both {earlier!r} and {key!r}"
+            entry = entries.get(key)
+            if entry is None:
+                entry = self._classify(key)
+            if entry is _SKIP:
+                continue
+            target, where = entry
+            if where:
+                if where == _DROP:
+                    continue
+                if where == _PATH:
                     raise BadRequest(
-                        f"query parameter {key!r} given {again}, but {target.path!r} is not a repeated field",
+                        f"field set twice: query parameter {key!r} sets {target.path!r}, which the request path already sets",
                         field=key,
                     )
-                seen[target.path] = key
-            self.assign(message, target, value, label="query parameter", field=key)
+            if not value and not target.takes_empty:
+                continue
+            once = target.once
+            if once is not None:
+                if seen is None:
+                    seen = {}
+                earlier = seen.get(once)
+                if earlier is not None:
+                    again = "more than once" if earlier == key else f"as both {earlier!r} and {key!r}"
+                    what = f"entry {target.key_json!r} of map" if target.is_entry else "field"
+                    raise BadRequest(
+                        f"query parameter {key!r} given {again}, but {what} {target.path!r} takes one value",
+                        field=key,
+                    )
+                seen[once] = key
+            if where == _BODY and self._body_has(message, target, key, value, body_value):
+                continue
+            self.mapper.assign(message, target, value, label="query parameter", field=key)
+
+    def _classify(self, key: str) -> Any:
+        try:
+            target = self.mapper.target(key)
+        except PathError as exc:
+            if (exc.unknown and self._ignore_unknown) or self._dropped_unresolved(key):
+                entry: Any = _SKIP
+            else:
+                what = "unknown query parameter" if exc.unknown else "query parameter"
+                raise BadRequest(f"{what} {key!r}: {exc}", field=key) from None
+        else:
+            entry = (target, self._where(target.path, target.prefixes))
+        if len(self._entries) < _CACHE_LIMIT:  # bounded: past it, keys resolve per request (still right)
+            self._entries[key] = entry
+        return entry
+
+    def _dropped_unresolved(self, key: str) -> bool:
+        """Under `ignore`, a key that does not resolve but starts at a field the path
+        or body binds (`shelf`, `shelf.nope`) is dropped unread, as grpc-gateway's
+        filter matches the key's leading names before looking at the rest."""
+        if self._mode is not QueryBodyFields.IGNORE:
+            return False
+        names = self.mapper.proto_names(key.split("."))
+        prefixes = _prefixes_of(".".join(names))
+        return self._where(".".join(names), prefixes) == _DROP
+
+    def _where(self, path: str, prefixes: frozenset[str]) -> int:
+        """How a key at `path` (with its `prefixes`) stands to what the path and body bind."""
+        ignore = self._mode is QueryBodyFields.IGNORE
+        if _touches(path, prefixes, self.path_fields):
+            return _DROP if ignore else _PATH
+        body = self.body
+        if body == "*" or (body and (body in prefixes or path in _prefixes_of(body))):
+            return _DROP if ignore else _BODY
+        return _FREE
+
+    def _body_has(self, message: Message, target: FieldTarget, key: str, value: str, body_value: Any) -> bool:
+        """For a parameter inside the body's part: True when the body decides (the
+        parameter is dropped), False when the parameter is to be set; BadRequest
+        for a conflict under `reject_conflicts`."""
+        if body_value is ABSENT:
+            return False
+        if body_value is RAW_BODY:
+            if self._mode is QueryBodyFields.BODY_WINS:
+                return True
+            raise BadRequest(
+                f"field set twice: query parameter {key!r} sets {target.path!r}, which the raw request body sets",
+                field=key,
+            )
+        if target.repeated or not _json_sets(target, body_value, self._body_depth):
+            return False  # lists take the body's elements and the query's, as Envoy does
+        if self._mode is QueryBodyFields.BODY_WINS:
+            return True
+        if self.mapper.holds(message, target, value, field=key):
+            return True
+        raise BadRequest(
+            f"query parameter {key!r} sets {target.path!r} to a value other than the request body's",
+            field=key,
+        )
+
+    def parameters(self, *, use_proto_names: bool = False) -> list[QueryParameter]:
+        """The query parameters this route reads, for the OpenAPI document: every
+        settable field the path and body leave free (recursing into singular
+        messages until a type repeats or `_PARAMETER_DEPTH`), maps as ``m[key]``,
+        and the names the options always ignore."""
+        out: list[QueryParameter] = []
+        if self.reads_nothing:
+            return out
+        if self.body != "*":
+            descriptor = self.mapper.descriptor
+            self._walk(descriptor, "", "", use_proto_names, [descriptor.full_name], out)
+        ignored = self._ignored
+        if ignored:
+            out = [p for p in out if p.name not in ignored]
+            out.extend(QueryParameter(name, None, "ignored") for name in sorted(ignored))
+        return out
+
+    def _walk(
+        self, descriptor: Descriptor, proto_prefix: str, name_prefix: str, use_proto_names: bool,
+        stack: list[str], out: list[QueryParameter],
+    ) -> None:
+        index, _ = self.mapper._index(descriptor)
+        for field in descriptor.fields:
+            info = index[field.name]
+            proto_path = proto_prefix + field.name
+            name = name_prefix + (field.name if use_proto_names else field.json_name)
+            if self._where(proto_path, _prefixes_of(proto_path)) != _FREE:
+                continue
+            if field.enum_type is not None and field.enum_type.full_name == "google.protobuf.NullValue":
+                continue  # only ever null: nothing to say in a query string
+            if info.is_map:
+                if info.parse is not None or info.fill is not None:
+                    out.append(QueryParameter(name, field, "map"))
+                continue
+            message_type = info.message_type
+            if message_type is not None and info.fill is None:
+                if (
+                    info.repeated
+                    or message_type.full_name.startswith("google.protobuf.")
+                    or message_type.full_name in stack
+                    or len(stack) > _PARAMETER_DEPTH
+                ):
+                    continue
+                self._walk(message_type, proto_path + ".", name + ".", use_proto_names, stack + [message_type.full_name], out)
+                continue
+            if message_type is not None and message_type.full_name in JSON_TEXT_TYPES:
+                kind = "json"
+            else:
+                kind = "list" if info.repeated else "value"
+            out.append(QueryParameter(name, field, kind))
+
+
+def _prefixes_of(path: str) -> frozenset[str]:
+    names = path.split(".")
+    return frozenset(".".join(names[: i + 1]) for i in range(len(names)))
+
+
+def _touches(path: str, prefixes: frozenset[str], bound: Collection[str]) -> bool:
+    """At, under or above a bound field."""
+    if not bound:
+        return False
+    if not prefixes.isdisjoint(bound):
+        return True
+    below = path + "."
+    return any(b.startswith(below) for b in bound)
+
+
+def _json_sets(target: FieldTarget, body_value: Any, depth: int) -> bool:
+    """Whether the parsed JSON body (the value of the body field, or the whole
+    message for ``*``) gives the field at `target` a value (null is no value)."""
+    node = body_value
+    if node is None:
+        return False
+    for info in target.chain[depth:]:
+        if type(node) is not dict:
+            return True  # the body set a whole value (a well-known type's JSON form) above it
+        item = node.get(info.json_name)
+        if item is None and info.name != info.json_name:
+            item = node.get(info.name)
+        if item is None:
+            return False
+        node = item
+    if target.is_entry and type(node) is dict:
+        return node.get(target.key_json) is not None
+    return True
 
 
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
-
-
-def _conflicts(target: FieldTarget, bound: Collection[str]) -> bool:
-    if not target.prefixes.isdisjoint(bound):
-        return True
-    below = target.path + "."
-    return any(b.startswith(below) for b in bound)
 
 
 def _check_oneof(node: Message, info: _Field, label: str, field: str) -> None:
@@ -456,9 +635,14 @@ def _reason(exc: BaseException) -> str:
 
 
 @lru_cache(maxsize=512)
-def mapper_for(descriptor: Descriptor) -> QueryMapper:
-    """The shared QueryMapper of a message type."""
-    return QueryMapper(descriptor)
+def _mapper(descriptor: Descriptor, case_insensitive_enums: bool, value_json: bool) -> QueryMapper:
+    return QueryMapper(descriptor, case_insensitive_enums=case_insensitive_enums, value_json=value_json)
+
+
+def mapper_for(descriptor: Descriptor, options: TranscodingOptions | None = None) -> QueryMapper:
+    """The shared QueryMapper of a message type under these options."""
+    options = options or _DEFAULT_OPTIONS
+    return _mapper(descriptor, options.case_insensitive_enums, options.query_value_json)
 
 
 def apply_query(message: Message, params: list[tuple[str, str]], bound: Collection[str] = ()) -> None:
