@@ -30,9 +30,12 @@ Mapping choices (grpc-gateway's protoc-gen-openapiv2 is the reference):
 * Custom verbs stay in the path (``/v1/{name}:move``). Custom HTTP methods
   OpenAPI 3.1 has no slot for (anything but head/options/trace) are listed in
   the top-level ``x-edge-skipped``.
-* Query parameters: every field the query mapper would accept and the path or
-  body does not bind, flattened with dots; message fields recurse until a
-  type repeats on the way down.
+* Query parameters: the list the route's own query rules give
+  (`RouteQuery.parameters` in transcoding/query.py, the object that reads them
+  per request): every field the path and body leave free, flattened with
+  dots, message fields recursing until a type repeats on the way down; map
+  fields as deepObject (``labels[key]=value``); the names the options always
+  ignore, as such. A route whose rules drop the query lists none.
 * Schemas are proto3 JSON as the route's backend prints it (`route.options`,
   per backend): field names lowerCamelCase or proto names (`use_proto_names`),
   enums as value names or integers (`enums_as_ints`), unset message fields
@@ -89,7 +92,6 @@ __all__ = [
 OPENAPI_VERSION = "3.1.0"
 STATUS_SCHEMA = "google.rpc.Status"
 _OPERATION_KINDS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
-_QUERY_DEPTH = 8  # nesting levels of dotted query parameters, on top of the cycle check
 _T = FieldDescriptor
 
 
@@ -253,11 +255,6 @@ _WKT: dict[str, dict[str, Any]] = {
     "google.protobuf.StringValue": _nullable(_SCALARS[_T.TYPE_STRING], "string"),
     "google.protobuf.BytesValue": _nullable(_SCALARS[_T.TYPE_BYTES], "base64 string"),
 }
-# Well-known types the query mapper fills from one text value (JSON text for the last three).
-_QUERY_WKT = frozenset(
-    name for name in _WKT if name not in ("google.protobuf.Any", "google.protobuf.Empty")
-)
-_JSON_TEXT_WKT = frozenset(("google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"))
 _BINARY = {"type": "string", "format": "binary"}
 _STATUS_DESCRIPTION = (
     "The error body of every failed call: the proto3 JSON form of google.rpc.Status. "
@@ -776,9 +773,7 @@ class _Document:
         else:
             operation["summary"] = f"{service.name}.{method.name}"
         parameters = [p.as_parameter() for p in path_params]
-        if binding.body != "*":
-            bound = set(binding.template.field_paths()) | ({binding.body} if binding.body else set())
-            parameters.extend(self._query(method.input_type, bound))
+        parameters.extend(self._query(route))
         if parameters:
             operation["parameters"] = parameters
         if binding.body:
@@ -830,50 +825,39 @@ class _Document:
 
     # -- query parameters
 
-    def _query(self, descriptor: Descriptor, bound: set[str]) -> list[dict[str, Any]]:
+    def _query(self, route: Route) -> list[dict[str, Any]]:
+        """The route's query parameters as its query rules list them
+        (`RouteQuery.parameters`): the same object that reads them per request."""
         out: list[dict[str, Any]] = []
-        self._walk_query(descriptor, "", "", bound, [descriptor.full_name], out)
-        return out
-
-    def _walk_query(
-        self, descriptor: Descriptor, proto_prefix: str, json_prefix: str,
-        bound: set[str], stack: list[str], out: list[dict[str, Any]],
-    ) -> None:
-        for f in descriptor.fields:
-            proto_path = proto_prefix + f.name
-            name = json_prefix + self.schemas.json_name(f)
-            if _is_map(f) or _bound(proto_path, bound):
-                continue
-            if f.type == _T.TYPE_ENUM and f.enum_type.full_name == "google.protobuf.NullValue":
-                continue  # only ever null: nothing to say in a query string
-            message_type = _message_type(f)
-            if message_type is not None and message_type.full_name not in _QUERY_WKT:
-                if (
-                    f.is_repeated
-                    or message_type.full_name.startswith("google.protobuf.")
-                    or message_type.full_name in stack
-                    or len(stack) > _QUERY_DEPTH
-                ):
-                    continue
-                self._walk_query(message_type, proto_path + ".", name + ".", bound, stack + [message_type.full_name], out)
+        for query_parameter in route.request_codec.query.parameters(use_proto_names=self.schemas.use_proto_names):
+            parameter: dict[str, Any] = {"name": query_parameter.name, "in": "query"}
+            f = query_parameter.field
+            if f is None:  # a name the options always ignore
+                parameter["schema"] = {"type": "string"}
+                parameter["description"] = "Accepted and ignored by the gateway (`ignored_query_parameters`)."
+                out.append(parameter)
                 continue
             schema = self.schemas.field(f, describe=False)
-            parameter: dict[str, Any] = {"name": name, "in": "query"}
-            if message_type is not None and message_type.full_name in _JSON_TEXT_WKT:
+            if query_parameter.kind == "json":
                 parameter["content"] = {"application/json": {"schema": schema}}
             else:
                 parameter["schema"] = schema
+            if query_parameter.kind == "map":
+                parameter["style"], parameter["explode"] = "deepObject", True
             probe: dict[str, Any] = {}
             self.schemas._annotate(probe, f)
-            if f.is_repeated:
-                probe["description"] = "\n\n".join(
-                    p for p in (probe.get("description", ""), "Repeat the parameter for each element.") if p
-                )
+            extra = {
+                "list": "Repeat the parameter for each element.",
+                "map": f"One parameter per entry: `{query_parameter.name}[key]=value`.",
+            }.get(query_parameter.kind)
+            if extra:
+                probe["description"] = "\n\n".join(p for p in (probe.get("description", ""), extra) if p)
             if probe.get("description"):
                 parameter["description"] = probe["description"]
             if probe.get("deprecated"):
                 parameter["deprecated"] = True
             out.append(parameter)
+        return out
 
     # -- bodies
 
@@ -963,13 +947,6 @@ def _prints_differently(a: TranscodingOptions, b: TranscodingOptions) -> bool:
         return (o.use_proto_names, o.enums_as_ints, o.emit_unpopulated, o.emit_unpopulated and o.unset_messages_as_null)
 
     return printing(a) != printing(b)
-
-
-def _bound(path: str, bound: set[str]) -> bool:
-    """Set by the path or body already: at, under or above a bound field."""
-    if path in bound:
-        return True
-    return any(path.startswith(b + ".") or b.startswith(path + ".") for b in bound)
 
 
 def build_openapi(

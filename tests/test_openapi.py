@@ -31,7 +31,7 @@ from transcoding.descriptors import (
     load_from_file,
     load_from_reflection,
 )
-from transcoding.query import PathError, mapper_for
+from transcoding.query import PathError
 from transcoding.options import TranscodingOptions
 from transcoding.routes import BackendSource, RouteTable
 
@@ -253,10 +253,14 @@ def _query_names_agree_with_mapper(table: RouteTable, document: dict[str, Any]) 
     checked = 0
     for kind, _, operation in _operations(document).values():
         route = routes[(kind, operation["x-edge-grpc-method"], operation["x-edge-template"])]
-        mapper = mapper_for(route.method.input_type)
+        mapper = route.request_codec.query.mapper
         query = _params(operation, "query")
-        for name in query:
-            mapper.target(name)  # raises PathError if the gateway would refuse it
+        for name, parameter in query.items():
+            if parameter.get("style") == "deepObject":  # a map: name[key]=value
+                key_type = mapper.target(name + "[1]").leaf.key_type  # "1" parses as any key type
+                assert key_type, name
+            else:
+                mapper.target(name)  # raises PathError if the gateway would refuse it
             checked += 1
         if route.binding.body == "*":
             assert not query
@@ -269,7 +273,10 @@ def _query_names_agree_with_mapper(table: RouteTable, document: dict[str, Any]) 
             try:
                 mapper.target(field.name)
             except PathError:
-                continue
+                try:
+                    mapper.target(field.name + "[1]")  # a map field with a text form for its values
+                except PathError:
+                    continue
             if field.enum_type is not None and field.enum_type.full_name == "google.protobuf.NullValue":
                 continue
             assert field.json_name in query, (operation["operationId"], field.name)
@@ -372,7 +379,11 @@ def test_trees_operations(trees):
     get_kinds = _params(ops["TreeService_EchoKinds_1"][2], "query")
     assert get_kinds["structValue"]["content"]["application/json"]["schema"]["type"] == "object"
     assert "inner.note" in get_kinds and "inner.again.note" not in get_kinds
-    assert not {"counts", "innerByNumber", "inners", "any", "empty", "nullValue"} & set(get_kinds)
+    assert not {"innerByNumber", "inners", "any", "empty", "nullValue"} & set(get_kinds)
+    # a map with scalar values: one `counts[key]=value` parameter per entry (deepObject)
+    assert get_kinds["counts"]["style"] == "deepObject" and get_kinds["counts"]["explode"] is True
+    assert get_kinds["counts"]["schema"] == {"type": "object", "additionalProperties": {"type": "string", "format": "int64"}}
+    assert "`counts[key]=value`" in get_kinds["counts"]["description"]
     assert get_kinds["times"]["schema"]["type"] == "array"
 
     (tag,) = document["tags"]
