@@ -16,8 +16,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from google.protobuf.descriptor import Descriptor
 
@@ -788,6 +791,30 @@ QUERY_STRINGS = [
 def test_query_strings(raw, plus, no_plus) -> None:
     assert parse_query(raw, True) == plus
     assert parse_query(raw, False) == (plus if no_plus == "=" else no_plus)
+
+
+_TEXT = st.characters(exclude_categories=("Cs",))  # no lone surrogates: they have no UTF-8 form
+_PAIRS = st.lists(st.tuples(st.text(_TEXT, min_size=1, max_size=8), st.text(_TEXT, max_size=8)), max_size=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_PAIRS, st.booleans())
+def test_query_strings_round_trip(pairs, plus) -> None:
+    """Whatever a client encodes (form-style with '+', or %20 only) comes back as sent."""
+    encode = quote_plus if plus else quote
+    raw = "&".join(f"{encode(k, safe='')}={encode(v, safe='')}" for k, v in pairs).encode()
+    assert parse_query(raw, plus) == pairs
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=40), st.booleans())
+def test_any_query_string_parses_or_is_a_400(raw, plus) -> None:
+    try:
+        pairs = parse_query(raw, plus)
+    except BadRequest as exc:
+        assert exc.http_status == 400 and "UTF-8" in exc.message
+        return
+    assert all(isinstance(k, str) and k and isinstance(v, str) for k, v in pairs)
 
 
 @pytest.mark.parametrize("raw", [b"x=%FF", b"x=\xff", b"%C3=1", b"x=%ED%A0%80"])

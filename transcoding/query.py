@@ -416,7 +416,6 @@ class RouteQuery:
         self.path_fields = frozenset(path_fields)
         self.body = body
         self.raw_body = raw_body
-        self.options = options
         self._ignore_unknown = options.unknown_query_parameters is UnknownFields.IGNORE
         self._ignored = options.ignored_query_parameters
         self._mode = options.query_body_fields
