@@ -39,14 +39,18 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def envoy_transcoder_running(binary: str, descriptor_set: Path, services: list[str], backend_port: int) -> Iterator[str]:
-    """Envoy transcoding to the backend at 127.0.0.1:`backend_port`; yields its base URL."""
+def envoy_transcoder_running(
+    binary: str, descriptor_set: Path, services: list[str], backend_port: int, options: dict | None = None,
+) -> Iterator[str]:
+    """Envoy transcoding to the backend at 127.0.0.1:`backend_port`; yields its base URL.
+    `options` are more GrpcJsonTranscoder fields (Envoy's names), on top of its defaults."""
     port = _free_port()
     config = envoy_config(port, backend_port, descriptor_set)
     manager = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
     transcoder = manager["http_filters"][0]["typed_config"]
     transcoder["services"] = services
     transcoder.pop("print_options", None)  # Envoy's defaults
+    transcoder.update(options or {})
     with tempfile.TemporaryDirectory(prefix="edge-envoy-") as work:
         path = Path(work) / "envoy.json"
         path.write_text(json.dumps(config))
