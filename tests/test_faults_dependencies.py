@@ -60,7 +60,7 @@ def test_redis_killed_and_restarted(redis_gateway, demo_backend):
     # Fail closed where the policy says so, with a clear 503.
     closed = client.post("/v1/shelves", json={"theme": "t"})
     assert closed.status_code == 503 and closed.json()["code"] == 14
-    assert "Retry-After" in closed.headers or "retry-after" in closed.headers
+    assert closed.headers["retry-after"] == "1"
     # A route that requires keys cannot promise exactly-once without the store: 503, backend untouched.
     before = demo_backend.recorder.calls["CreateBook"]
     keyed = client.post("/v1/shelves/scifi/books", json={"title": "During"}, headers={"idempotency-key": uuid.uuid4().hex})
@@ -94,7 +94,8 @@ def test_hung_redis_costs_at_most_a_timeout(redis_gateway):
         started = time.monotonic()
         statuses = [client.get("/v1/shelves/history").status_code for _ in range(10)]
         elapsed = time.monotonic() - started
-        assert set(statuses) <= {200, 429}, statuses
+        # Every call is decided in this process (degrade): this instance's share of 6 is 3.
+        assert statuses == [200] * 3 + [429] * 7, statuses
         assert elapsed < 5  # the breaker opens after one timeout instead of every call waiting
     finally:
         redis.resume()

@@ -3,6 +3,7 @@ uvicorn, driven over HTTP with httpx. One test per rule kind and error class."""
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import pytest
@@ -70,9 +71,10 @@ def test_custom_verb_body_star(client, demo_backend):
 
 
 def test_verb_route_beside_variable_route(client):
-    r = client.get("/v1/books:search", params={"q": "a"})
+    r = client.get("/v1/books:search", params={"q": "le guin"})
     assert r.status_code == 200, r.text
-    assert "books" in r.json() or r.json() == {}
+    assert [b["name"] for b in r.json()["books"]] == [
+        "shelves/scifi/books/left-hand-of-darkness", "shelves/scifi/books/earthsea"]
 
 
 def test_delete(client):
@@ -114,12 +116,16 @@ def test_http_body_response(client):
     r = client.get(f"/v1/{book['name']}/cover")
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("image/svg+xml")
-    assert r.content.startswith(b"<svg") or b"<svg" in r.content[:200]
+    assert r.content.startswith(b'<svg xmlns="http://www.w3.org/2000/svg" ') and r.content.endswith(b"</svg>")
+    assert f">{book['title']}</text>".encode() in r.content
 
 
 def test_literal_beats_variable(client, demo_backend):
     r = client.get("/v1/users/me")
-    assert r.status_code in (200, 401, 404), r.text
+    # GetMe answered: no identity reaches it here (no auth configured), so the backend says 401.
+    assert r.status_code == 401, r.text
+    assert [(d["@type"], d["reason"]) for d in r.json()["details"]] == [
+        ("type.googleapis.com/google.rpc.ErrorInfo", "NO_IDENTITY")]
     assert demo_backend.recorder.calls["GetMe"] == 1
     assert demo_backend.recorder.calls["GetUser"] == 0
 
@@ -134,18 +140,20 @@ def test_server_streaming_ndjson(client):
         assert r.status_code == 200
         assert r.headers["content-type"] == "application/x-ndjson"
         lines = [json.loads(line) for line in r.iter_lines() if line]
-    assert len(lines) >= 2
-    assert all(line["name"].startswith("shelves/scifi/books/") for line in lines)
+    assert [line["name"] for line in lines] == [
+        "shelves/scifi/books/dune", "shelves/scifi/books/neuromancer",
+        "shelves/scifi/books/left-hand-of-darkness", "shelves/scifi/books/earthsea"]
 
 
 def test_stream_error_after_start_is_last_line(client):
-    # 300 ms between books and a 500 ms deadline: some books arrive, then DEADLINE_EXCEEDED.
+    # The backend waits 2 s before each book and the deadline is 3 s: the first book arrives a
+    # second before the deadline, the second would come a second after it.
     with client.stream(
-        "GET", "/v1/shelves/scifi/books:stream", params={"delayMs": 300}, headers={"grpc-timeout": "500m"}
+        "GET", "/v1/shelves/scifi/books:stream", params={"delayMs": 2000}, headers={"grpc-timeout": "3S"}
     ) as r:
         assert r.status_code == 200
         lines = [json.loads(line) for line in r.iter_lines() if line]
-    assert "name" in lines[0]
+    assert [line.get("name") for line in lines] == ["shelves/scifi/books/dune", None]
     assert lines[-1]["error"]["code"] == 4  # DEADLINE_EXCEEDED
 
 
@@ -153,7 +161,7 @@ def test_client_streaming_ndjson_body(client, demo_backend):
     body = b'{"book": {"title": "One"}}\n{"book": {"title": "Two"}}\n\n{"book": {"title": "Three"}}\n'
     r = client.post("/v1/shelves/scifi/books:import", content=body, headers={"content-type": "application/x-ndjson"})
     assert r.status_code == 200, r.text
-    assert int(r.json().get("importedCount", r.json().get("count", 0))) == 3
+    assert r.json() == {"importedCount": 3, "names": [f"shelves/scifi/books/book-{n}" for n in (1, 2, 3)]}
 
 
 def test_headers_forwarded_as_metadata(client, demo_backend):
@@ -169,7 +177,7 @@ def test_headers_forwarded_as_metadata(client, demo_backend):
 
 def test_request_id_generated_when_missing_or_invalid(client):
     r = client.get("/v1/shelves/scifi", headers={"x-request-id": "bad id with spaces"})
-    assert r.headers["x-request-id"] != "bad id with spaces" and len(r.headers["x-request-id"]) == 32
+    assert re.fullmatch(r"[0-9a-f]{32}", r.headers["x-request-id"]), r.headers["x-request-id"]
 
 
 # ---- errors -------------------------------------------------------------------------------
@@ -206,7 +214,8 @@ def test_malformed_json_is_400(client):
 def test_wrong_type_names_field(client):
     r = client.post("/v1/shelves/scifi/books", json={"title": "x", "pageCount": "many"})
     assert r.status_code == 400
-    assert "pageCount" in _status(r)["message"] or "page_count" in _status(r)["message"]
+    message = _status(r)["message"]
+    assert "pageCount" in message and "page_count" not in message  # the field as the client spelled it
 
 
 def test_unknown_query_parameter_is_400(client):
@@ -218,7 +227,8 @@ def test_unknown_query_parameter_is_400(client):
 def test_bad_query_value_is_400(client):
     r = client.get("/v1/shelves/scifi/books", params={"pageSize": "ten"})
     assert r.status_code == 400
-    assert "pageSize" in _status(r)["message"] or "page_size" in _status(r)["message"]
+    message = _status(r)["message"]
+    assert "'pageSize'" in message and "page_size" not in message  # the parameter as the client spelled it
 
 
 def test_no_route_is_404(client):
@@ -243,10 +253,12 @@ def test_body_over_limit_is_413(demo_backend):
         assert demo_backend.recorder.calls["CreateBook"] == 0
 
 
-def test_deadline_is_504(client, demo_backend):
-    r = client.get("/v1/shelves/scifi", headers={"x-demo-delay-ms": "2000", "grpc-timeout": "200m"})
-    # x-demo-delay-ms is not forwarded by default, so use the documented forward list in the next test
-    assert r.status_code in (200, 504)
+def test_delay_header_not_forwarded_by_default(client, demo_backend):
+    # x-demo-delay-ms is not in the default forward list, so the backend answers at once; the
+    # next test forwards it to get the 504.
+    r = client.get("/v1/shelves/scifi", headers={"x-demo-delay-ms": "2000", "grpc-timeout": "5S"})
+    assert r.status_code == 200, r.text
+    assert demo_backend.recorder.last("GetShelf").header("x-demo-delay-ms") is None
 
 
 def test_deadline_is_504_with_forwarded_delay(demo_backend):

@@ -59,7 +59,8 @@ def test_idempotent_replay_mismatch_and_scope(limited_gateway, demo_backend):
     assert demo_backend.recorder.calls["CreateBook"] == 1
     other = limited_gateway.post("/v1/shelves/scifi/books", json={"title": "Different"}, headers=key)
     assert other.status_code == 422
-    assert other.json()["code"] in (3, 9)
+    assert other.json()["code"] == 3  # INVALID_ARGUMENT
+    assert [d["reason"] for d in other.json()["details"]] == ["IDEMPOTENCY_KEY_REUSED"]
     bad = limited_gateway.post("/v1/shelves/scifi/books", json={"title": "x"}, headers={"idempotency-key": "x" * 300})
     assert bad.status_code == 400
     assert demo_backend.recorder.calls["CreateBook"] == 1

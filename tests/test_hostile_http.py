@@ -71,11 +71,9 @@ def test_smuggling_attempts_never_reach_a_backend_twice(gw, demo_backend, framin
     body = b"0\r\n\r\n" + SMUGGLED
     request = b"POST /v1/shelves HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + framing + b"\r\n" + body
     answers = exchange(gw, request)
-    assert demo_backend.recorder.calls["DeleteShelf"] == 0, answers
-    assert len(answers) <= 1, answers  # never a second answer for the smuggled request
-    if answers and answers[0][0] == 400:
-        assert "malformed HTTP request" in status_json(answers[0])["message"]
-    assert sum(demo_backend.recorder.calls.values()) <= 1
+    assert [a[0] for a in answers] == [400], answers  # one refusal, never an answer for the smuggled request
+    assert status_json(answers[0])["message"].startswith("malformed HTTP request: "), answers
+    assert sum(demo_backend.recorder.calls.values()) == 0, demo_backend.recorder.calls
 
 
 def test_chunked_body_with_a_bad_chunk_size_is_a_400(gw, demo_backend):

@@ -7,6 +7,7 @@ real local IdP serving a JWKS, real tokens and forged ones.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 
 import httpx
@@ -138,22 +139,22 @@ def _attacks(keys, idp_url: str, other_jwks: str) -> dict[str, dict[str, str]]:
 
 
 def test_jwt_attack_list_through_the_batch_endpoint(auth_stack, auth_keys):
-    """Each attack on the batch's Authorization is refused for the whole batch (401, or
-    400/431 for a malformed request), no item runs, and no key URL a token names is fetched."""
+    """Each attack on the batch's Authorization is refused for the whole batch (401; 400 for
+    two credentials at once, 431 for an oversized one), no item runs, and no key URL a token
+    names is fetched."""
     client, backend, idp, other = auth_stack
     attacks = _attacks(auth_keys, idp.url, other.jwks_url)
     outcomes = {}
     for name, headers in attacks.items():
         r = client.post(BATCH, json=ITEMS, headers=headers)
         outcomes[name] = r.status_code
-        assert r.status_code in (400, 401, 431), (name, r.status_code, r.text)
         body = r.json()
         assert body["message"] and "responses" not in body, (name, body)
         if r.status_code == 401:
             assert r.headers["www-authenticate"].startswith("Bearer realm="), name
     assert sum(backend.recorder.calls.values()) == 0, backend.recorder.calls
     assert other.hits["/jwks"] == 0
-    assert outcomes["bearer and api key together"] == 400 and outcomes["oversized token"] == 431
+    assert outcomes == {name: 401 for name in attacks} | {"bearer and api key together": 400, "oversized token": 431}
     # The same batch with an honest token runs both items.
     ok = client.post(BATCH, json=ITEMS, headers=bearer(mint(auth_keys.rsa)))
     assert [i["status"] for i in ok.json()["responses"]] == [200, 200]
@@ -234,7 +235,8 @@ def test_duplicated_request_id_and_trace_headers_are_not_passed_on_raw(auth_stac
     r = client.get("/v1/shelves/scifi", headers=headers)
     assert r.status_code == 200
     seen = backend.recorder.last("GetShelf")
-    assert seen.header("x-request-id") not in ("one", "two", "one, two")  # refused as an id: a fresh one
-    assert len(seen.headers("x-request-id")) == 1
-    assert seen.headers("traceparent") in ([], [seen.header("traceparent")])
-    assert "," not in (seen.header("traceparent") or "")
+    # Two ids are no id: the gateway makes a fresh one, answers with it and passes only it on.
+    fresh = r.headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", fresh) and seen.headers("x-request-id") == [fresh]
+    # Two traceparents are no trace context: none is passed on.
+    assert seen.headers("traceparent") == []

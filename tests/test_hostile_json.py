@@ -134,16 +134,24 @@ def test_a_batch_item_body_nested_hundreds_deep_is_a_400_not_a_500(client, recor
 
 # ---- numbers -------------------------------------------------------------------------------
 
+# A number the field cannot hold is refused naming the field; one too long for Python's
+# int conversion (over 4300 digits) is already refused by the JSON parser, naming the digits.
+TOO_MANY_DIGITS = "1" + "0" * 5000
+
+
 @pytest.mark.parametrize("field, value", [
     ("pageCount", "2147483648"), ("pageCount", "-2147483649"), ("pageCount", '"2147483648"'), ("pageCount", "1e10"),
-    ("pageCount", "1.5"), ("pageCount", "1e400"), ("pageCount", "1" + "0" * 5000), ("pageCount", "true"),
+    ("pageCount", "1.5"), ("pageCount", "1e400"), ("pageCount", TOO_MANY_DIGITS), ("pageCount", "true"),
     ("priceCents", "9223372036854775808"), ("priceCents", '"9223372036854775808"'), ("priceCents", "-9223372036854775809"),
     ("priceCents", "1e19"), ("priceCents", '"0x10"'), ("priceCents", '"1 000"'),
 ])
 def test_numbers_out_of_range(client, recorder, field, value):
     body = b'{"title": "x", "%s": %s}' % (field.encode(), value.encode())
     message = refused(client.post(BOOKS, content=body, headers=JSON), 400)["message"]
-    assert field in message or "JSON" in message or "digits" in message, message
+    if value == TOO_MANY_DIGITS:
+        assert message.startswith("malformed JSON body:") and "digits" in message, message
+    else:
+        assert f"{field}'" in message, message  # the field, quoted, as the client spelled it
     assert recorder.calls["CreateBook"] == 0
 
 

@@ -75,6 +75,11 @@ PATH_TRICKS = [
 ]
 
 
+# The 400s above refused for an encoded control character; the other 400s hold a dot segment.
+CONTROL_CHARACTERS = {"/v1/shelves/sci%00fi", "/v1/shelves/scifi%00/books", "/v1/shelves/%0d%0aX-Injected:%201",
+                      "/v1/shelves/sci%7ffi"}
+
+
 @pytest.mark.parametrize("target, status, method", PATH_TRICKS, ids=[t[0][:60] for t in PATH_TRICKS])
 def test_path_tricks(gw, recorder, target, status, method):
     request = b"GET " + target.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
@@ -82,7 +87,8 @@ def test_path_tricks(gw, recorder, target, status, method):
     assert [a[0] for a in answers] == [status], answers
     body = status_json(answers[0])
     if status == 400:
-        assert "'.' or '..' segment" in body["message"] or "control character" in body["message"], body
+        reason = "holds an encoded control character" if target in CONTROL_CHARACTERS else "holds a '.' or '..' segment"
+        assert body["message"].startswith(f"request path {target!r} {reason}"), body
     reached = set(recorder.paths) - GATEWAY_OWN
     assert reached == ({method} if method else set()), reached
 
