@@ -163,10 +163,11 @@ def test_tls12_client_gets_forward_secret_aead_cipher(tmp_path: Path, key_type: 
             name, version, _bits = sock.cipher()
             seen = get(sock)
     assert version == "TLSv1.2"
-    assert name.startswith(f"ECDHE-{'RSA' if key_type == 'rsa' else 'ECDSA'}-")
-    assert "GCM" in name or "CHACHA20" in name
+    # The server's order decides (a default client would rather have AES-256): the first of
+    # DEFAULT_CIPHERS that suits the key.
+    assert name == f"ECDHE-{'RSA' if key_type == 'rsa' else 'ECDSA'}-AES128-GCM-SHA256"
     assert seen["tls_version"] == 0x0303
-    assert seen["cipher_suite"] in {0xC02B, 0xC02C, 0xC02F, 0xC030, 0xCCA8, 0xCCA9}
+    assert seen["cipher_suite"] == (0xC02F if key_type == "rsa" else 0xC02B)
 
 
 def tls11_client() -> ssl.SSLContext:
@@ -197,18 +198,16 @@ def test_tls11_client_is_refused_by_the_server(pki: dict[str, Any]) -> None:
         accepted.join(5)
 
     with serving(pki["cfg"]) as (port, _):
-        with pytest.raises(ssl.SSLError) as refused:
+        # The server hangs up on the ClientHello: asyncio/uvloop close without flushing the alert.
+        with pytest.raises(ssl.SSLEOFError):
             connect(port, tls11_client())
-    # The server hung up on the ClientHello (asyncio/uvloop close without an alert).
-    assert isinstance(refused.value, ssl.SSLEOFError) or "PROTOCOL_VERSION" in str(refused.value)
 
 
 def test_min_version_13_refuses_tls12_client(pki: dict[str, Any]) -> None:
     cfg = pki["cfg"].model_copy(update={"min_version": "1.3"})
     with serving(cfg) as (port, _):
-        with pytest.raises(ssl.SSLError) as refused:
+        with pytest.raises(ssl.SSLEOFError):  # hung up on the ClientHello, as for TLS 1.1 above
             connect(port, client_context(pki["a"], max_version=ssl.TLSVersion.TLSv1_2))
-        assert isinstance(refused.value, ssl.SSLEOFError) or "PROTOCOL_VERSION" in str(refused.value)
         with connect(port, client_context(pki["a"])) as sock:
             assert sock.version() == "TLSv1.3"
 
