@@ -27,20 +27,20 @@ VALID = [
     ("/v1/*/books", "v1/*/books", [], None),
     ("/v1/{name}", "v1/*", [("name", 1, 2)], None),
     ("/v1/{name=*}", "v1/*", [("name", 1, 2)], None),
-    ("/v1/{name=**}", "v1/**", [("name", 1, None)], None),
+    ("/v1/{name=**}", "v1/**", [("name", 1, 2)], None),
     ("/v1/{name=shelves/*}", "v1/shelves/*", [("name", 1, 3)], None),
     ("/v1/{name=shelves/*/books/*}", "v1/shelves/*/books/*", [("name", 1, 5)], None),
-    ("/v1/{name=shelves/**}", "v1/shelves/**", [("name", 1, None)], None),
+    ("/v1/{name=shelves/**}", "v1/shelves/**", [("name", 1, 3)], None),
     ("/v1/{book.name=shelves/*/books/*}", "v1/shelves/*/books/*", [("book.name", 1, 5)], None),
     ("/v1/{a.b.c}", "v1/*", [("a.b.c", 1, 2)], None),
     ("/v1/{_x1}", "v1/*", [("_x1", 1, 2)], None),
     ("/v1/shelves/{shelf}/books/{book}", "v1/shelves/*/books/*", [("shelf", 2, 3), ("book", 4, 5)], None),
     ("/v1/{parent=projects/*}/items/{item_id}", "v1/projects/*/items/*", [("parent", 1, 3), ("item_id", 4, 5)], None),
     ("/{x}/a", "*/a", [("x", 0, 1)], None),
-    ("/{x=**}", "**", [("x", 0, None)], None),
+    ("/{x=**}", "**", [("x", 0, 1)], None),
     ("/v1/books:search", "v1/books", [], "search"),
     ("/v1/{name=projects/*}:cancel", "v1/projects/*", [("name", 1, 3)], "cancel"),
-    ("/v1/{name=**}:cancel", "v1/**", [("name", 1, None)], "cancel"),
+    ("/v1/{name=**}:cancel", "v1/**", [("name", 1, 2)], "cancel"),
     ("/v1/**:undelete", "v1/**", [], "undelete"),
     ("/v1/*:get", "v1/*", [], "get"),
     ("/v1/{name}:batchGet", "v1/*", [("name", 1, 2)], "batchGet"),
@@ -55,6 +55,21 @@ VALID = [
     ("/v1/{a}/{b}/{c}", "v1/*/*/*", [("a", 1, 2), ("b", 2, 3), ("c", 3, 4)], None),
     ("/v1/{a}/{a.b}", "v1/*/*", [("a", 1, 2), ("a.b", 2, 3)], None),
     ("/{name=projects/*/locations/*}/operations", "projects/*/locations/*/operations", [("name", 0, 4)], None),
+    # '**' followed by more segments (both anchors accept literals after it; grpc-gateway also
+    # '*' and variables). A variable's end is a template index; the matcher maps it onto the path.
+    ("/v1/{name=files/**}/contents", "v1/files/**/contents", [("name", 1, 3)], None),
+    ("/a/{b=**}/d/e", "a/**/d/e", [("b", 1, 2)], None),
+    ("/{x=**}/tail:verb", "**/tail", [("x", 0, 1)], "verb"),
+    ("/foo/**/b:verb", "foo/**/b", [], "verb"),
+    ("/v1/**/x", "v1/**/x", [], None),
+    ("/**/*", "**/*", [], None),
+    ("/v1/{a=**}/x", "v1/**/x", [("a", 1, 2)], None),
+    ("/v1/{a=b/**}/{c}", "v1/b/**/*", [("a", 1, 3), ("c", 3, 4)], None),
+    ("/v1/{a=**/b}", "v1/**/b", [("a", 1, 3)], None),
+    ("/a/{x=b/*/**/y/z}/foo", "a/b/*/**/y/z/foo", [("x", 1, 6)], None),
+    ("/c/{x=*}/{y=d/**}/e:verb", "c/*/d/**/e", [("x", 1, 2), ("y", 2, 4)], "verb"),
+    ("/alpha/{x=*}/beta/{y=**}/gamma", "alpha/*/beta/**/gamma", [("x", 1, 2), ("y", 3, 4)], None),
+    ("/{x=**}/a/b", "**/a/b", [("x", 0, 1)], None),
 ]
 
 
@@ -84,12 +99,12 @@ INVALID = [
     ("/v1/{a.b", 8, "unterminated variable"),
     ("/v1/{a=b/{c}}", 9, "nested variables"),
     ("/v1/{a={b}}", 7, "nested variables"),
-    ("/v1/**/x", 4, "'**' must be the last segment"),
-    ("/**/*", 1, "'**' must be the last segment"),
-    ("/v1/**/**", 4, "'**' must be the last segment"),
-    ("/v1/{a=**}/x", 7, "'**' must be the last segment"),
-    ("/v1/{a=b/**}/{c}", 9, "'**' must be the last segment"),
-    ("/v1/{a=**/b}", 7, "'**' must be the last segment"),
+    # At most one '**' (both anchors refuse a second: where each ends would be ambiguous).
+    ("/v1/**/**", 7, "a template may hold only one '**'"),
+    ("/a/**/foo/**", 10, "a template may hold only one '**'"),
+    ("/v1/{a=**}/{b=**}", 14, "a template may hold only one '**'"),
+    ("/**/{x=**}", 7, "a template may hold only one '**'"),
+    ("/{x=**}/**:v", 8, "a template may hold only one '**'"),
     ("/v1/{a}/{a}", 9, "duplicate field path 'a'"),
     ("/v1/{a.b}/x/{a.b=*}", 13, "duplicate field path 'a.b'"),
     ("/v1/b k", 5, "illegal character ' '"),
@@ -164,7 +179,7 @@ def test_arbitrary_text_parses_or_raises_template_error(text: str) -> None:
         return
     # Whatever parses satisfies the invariants the matcher relies on.
     multi = [i for i, s in enumerate(template.segments) if s.kind == "multi"]
-    assert multi in ([], [len(template.segments) - 1])
+    assert len(multi) <= 1 and template.double_wildcard == (multi[0] if multi else None)
     for variable in template.variables:
-        assert variable.end is None or variable.start < variable.end <= len(template.segments)
+        assert 0 <= variable.start < variable.end <= len(template.segments)
     assert len(set(template.field_paths())) == len(template.variables)

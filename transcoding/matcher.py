@@ -1,31 +1,74 @@
 """Route lookup for ``google.api.http`` templates: one segment trie for all routes.
 
-Matching rules (Envoy's grpc-httpjson-transcoding path_matcher is the reference):
+The anchors: Envoy's transcoder (grpc-httpjson-transcoding's path_matcher) and
+grpc-gateway's `runtime.ServeMux`. Where they differ the matcher follows
+`TranscodingOptions` (``path_unescape``, ``custom_verbs``,
+``empty_double_wildcard``); the rules below hold under every profile.
 
-* Precedence goes segment by segment, left to right: a literal beats ``*``, and
-  ``*`` beats ``**``. Each HTTP method is matched on its own, so a ``GET`` falls
-  back to ``/v1/{id}`` when ``/v1/search`` only exists for ``POST``.
-* Every trie edge consumes exactly one segment and ``**`` is always a leaf, so a
-  node is only ever reached at one depth: a lookup visits each node at most once
-  per attempt (two attempts at most, see verbs), whatever the path looks like.
-  Subtrees that hold no route for the method are skipped.
-* Verbs: if the text after the last ``:`` of the last segment is a verb some
-  template uses, it is split off and matched separately; if nothing matches
-  that way, the path is tried again with ``:xyz`` kept in the last segment (so
-  ``/v1/{name}`` still matches ``/v1/a:b``). Only a literal ``:`` separates a
-  verb; ``%3A`` is data.
+Which template wins (tie-breaking), when several match the same path:
+
+1. Segment by segment, left to right, the first segment where the candidates
+   differ decides: a literal beats ``*``, and ``*`` beats ``**``. So
+   ``/v1/shelves/featured`` beats ``/v1/shelves/{shelf}``, ``/a/*/c`` beats
+   ``/a/**/c``, and ``/a/b/{x=**}`` beats ``/a/{x=**}/c`` for ``/a/b/c``.
+2. A ``**`` followed by more segments (``/v1/{name=files/**}/contents``) ends
+   as early as it can: the segments after it are a fixed-length tail, so of two
+   ``**`` templates with the same prefix the one with the longer tail is tried
+   first -- at the first differing segment it has a tail segment where the other
+   still has ``**`` (rule 1). Envoy's matcher reaches the same answer by trying
+   the shortest ``**`` first; grpc-gateway tries templates in registration
+   order, which a gateway reading descriptors cannot reproduce (``edge check``
+   warns about templates whose order would matter there).
+3. A template that ends at the path's end beats a ``**`` matching nothing there
+   (``/a`` beats ``/a/**`` for ``/a``).
+4. With a verb split off (see ``custom_verbs``), the verb's templates are tried
+   before any template without a verb.
+5. Each HTTP method is matched on its own: a ``GET`` falls back to
+   ``/v1/{id}`` when ``/v1/search`` only exists for ``POST``.
+
+A ``**`` at a template's end matches zero or more segments; one followed by more
+segments matches one or more (Envoy) or zero or more (grpc-gateway), per
+``empty_double_wildcard``. The lookup is bounded: every trie edge consumes one
+segment, so a node is only ever reached at one depth and is visited at most once
+per attempt (two attempts at most, see verbs), and a ``**`` node checks each of
+its tail tries once, against the path's last segments. The work is the size of
+the route table at most, whatever the path (plus splitting it): no backtracking
+over where a ``**`` ends.
+
+Paths:
+
 * Trailing empty segments are dropped as Envoy does (``/v1/books/`` is
   ``/v1/books``; ``/`` is the root). Empty inner segments (``/a//b``) are kept:
   only a wildcard can match them, binding ``""``.
 * Literals (and verbs) are compared after RFC 3986 normalisation: escapes of
-  unreserved characters are decoded, other escapes get upper-case hex.
+  unreserved characters are decoded, other escapes get upper-case hex. Under
+  ``path_unescape: legacy`` the whole path is decoded first (grpc-gateway's
+  default), so ``%2F`` separates segments, ``%3A`` can start a verb, literals
+  compare decoded, and a malformed escape is a client error
+  (:class:`MalformedEscape`), as Go's HTTP server refuses it.
+* Verbs: only a literal ``:`` after the last ``/`` can start one (``%3A`` is data,
+  except under ``legacy``). ``declared``: a verb some template declares is split
+  off and only its templates are tried; ``any``: any ``:xyz`` is split off;
+  ``declared-or-segment``: a declared verb's templates are tried first, then the
+  others with ``:xyz`` kept in the last segment (``/v1/{name}`` matches
+  ``/v1/a:b``), and a last segment that is only ``:verb`` for a verb declared for
+  the request's method is a 404, as grpc-gateway answers.
+
+Variable values:
+
 * A variable bound to one segment (``{x}``, ``{x=*}``) is fully percent-decoded
-  (``%2F`` -> ``/``). A multi-segment variable (``{x=**}``, ``{x=a/*}``) is decoded
-  except ``%2F``/``%2f``, which stay as written -- http.proto's rule for ``{+var}``
-  (Envoy's default keeps every RFC 6570 reserved escape; we follow the spec).
+  (``%2F`` -> ``/``). A variable spanning several (``{x=**}``, ``{x=a/*}``, or
+  a ``**`` matching one) is decoded per ``path_unescape``: RFC 6570 reserved
+  escapes kept as sent (``all-except-reserved``), ``%2F`` kept
+  (``all-except-slash``), or everything decoded (``all-characters``).
 * Malformed escapes (``%zz``, a truncated ``%4``) are kept verbatim, as Envoy
-  does. Escapes that decode to invalid UTF-8 are a client error:
-  :class:`PathEncodingError`.
+  does (except under ``legacy``, above). Escapes that decode to invalid UTF-8
+  are a client error: :class:`PathEncodingError`.
+* Under ``empty_double_wildcard: anywhere`` a ``**`` that matched nothing still
+  counts as one empty segment of its variable, as grpc-gateway joins it:
+  ``{name=files/**}`` binds ``files/`` for ``/files/contents`` with
+  ``/v1/{name=files/**}/contents``; under ``end-only`` it adds nothing
+  (``{name=operations/**}`` binds ``operations`` for ``/v1/operations``).
 """
 
 from __future__ import annotations
@@ -33,12 +76,14 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass
-from typing import Generic, TypeVar
-from urllib.parse import unquote_to_bytes
+from typing import Callable, Generic, TypeVar
+from urllib.parse import unquote, unquote_to_bytes
 
+from transcoding.options import CustomVerbs, EmptyDoubleWildcard, PathUnescape, TranscodingOptions
 from transcoding.template import PathTemplate
 
 __all__ = [
+    "MalformedEscape",
     "Match",
     "MethodNotAllowed",
     "NoRoute",
@@ -52,8 +97,21 @@ T = TypeVar("T")
 _TCHAR = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~")
 _UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
 _HEX = frozenset(string.hexdigits)
-_ENCODED_SLASH = re.compile("(%2[fF])")
-_NONE: dict[str, "_Route"] = {}
+_RFC6570_RESERVED = "!#$&'()*+,/:;=?@[]"
+_MALFORMED_ESCAPE = re.compile("%(?![0-9A-Fa-f]{2})")
+_NONE: dict = {}
+_DEFAULT_OPTIONS = TranscodingOptions()
+
+
+def _kept_escapes(chars: str) -> re.Pattern[str]:
+    """A splitter whose odd pieces are the escapes of `chars`, in either hex case."""
+    return re.compile("(%(?:" + "|".join(f"{ord(c):02X}" for c in chars) + "))", re.IGNORECASE)
+
+
+_KEPT = {
+    PathUnescape.ALL_EXCEPT_RESERVED: _kept_escapes(_RFC6570_RESERVED),
+    PathUnescape.ALL_EXCEPT_SLASH: _kept_escapes("/"),
+}
 
 
 class NoRoute(LookupError):
@@ -84,6 +142,17 @@ class PathEncodingError(ValueError):
         super().__init__(f"path variable {field_path!r} is not valid UTF-8 once percent-decoded: {raw!r}")
 
 
+class MalformedEscape(ValueError):
+    """A '%' not followed by two hex digits where the whole path must be decoded (HTTP 400)."""
+
+    def __init__(self, path: str, position: int) -> None:
+        self.path = path
+        self.position = position
+        super().__init__(
+            f"request path {path!r} holds a malformed percent-escape {path[position:position + 3]!r} at {position}"
+        )
+
+
 class RouteConflict(ValueError):
     """Two templates for one HTTP method match exactly the same paths."""
 
@@ -104,12 +173,18 @@ class Match(Generic[T]):
     bindings: list[tuple[tuple[str, ...], str]]
 
 
+# One variable, precomputed at add(): field path, template start and end, whether each
+# shifts with the path's length (it lies after the '**'), the decoder, and where a '**'
+# that matched nothing leaves an empty segment (anywhere mode; -1: never).
+_Var = tuple[tuple[str, ...], int, bool, int, bool, Callable[[list[str], tuple[str, ...]], str], int]
+
+
 @dataclass(frozen=True, slots=True)
 class _Route(Generic[T]):
     template: PathTemplate
     value: T
-    # (field_path, start, end or None, multi-segment?) per variable, precomputed.
-    variables: tuple[tuple[tuple[str, ...], int, int | None, bool], ...]
+    length: int  # the template's segment count ('**' counts one)
+    variables: tuple[_Var, ...]
 
 
 class _Node:
@@ -118,128 +193,212 @@ class _Node:
     def __init__(self) -> None:
         self.literals: dict[str, _Node] = {}
         self.single: _Node | None = None
-        self.multi: _Node | None = None  # '**' leaf: matches all remaining segments, even none
+        self.multi: _Tails | None = None  # a '**' here, and what may follow it
         self.routes: dict[str | None, dict[str, _Route]] = {}  # verb -> method -> route
         self.methods: set[str] = set()  # methods with a route somewhere in this subtree
 
 
-class PathMatcher(Generic[T]):
-    """Maps (HTTP method, request path) to the value registered with the best template."""
+class _Tails:
+    """What follows one '**': a trie (literals and '*' only) per tail length, longest first."""
+
+    __slots__ = ("by_length", "methods")
 
     def __init__(self) -> None:
+        self.by_length: list[tuple[int, _Node]] = []
+        self.methods: set[str] = set()
+
+    def root(self, length: int) -> _Node:
+        for k, node in self.by_length:
+            if k == length:
+                return node
+        node = _Node()
+        self.by_length.append((length, node))
+        self.by_length.sort(key=lambda entry: -entry[0])
+        return node
+
+
+class PathMatcher(Generic[T]):
+    """Maps (HTTP method, request path) to the value registered with the best template.
+
+    Built once per route table; `options` decides the path rows of
+    transcoding/options.py (decoding, verbs, empty ``**``)."""
+
+    def __init__(self, options: TranscodingOptions | None = None) -> None:
+        options = options or _DEFAULT_OPTIONS
+        self.options = options
         self._root = _Node()
-        self._verbs: set[str] = set()
+        self._verbs: dict[str, set[str]] = {}  # normalised verb -> HTTP methods declaring it
+        self._legacy = options.path_unescape is PathUnescape.LEGACY
+        self._verb_mode = options.custom_verbs
+        self._empty_anywhere = options.empty_double_wildcard is EmptyDoubleWildcard.ANYWHERE
+        if self._legacy:
+            self._key: Callable[[str], str] = unquote
+            self._multi: Callable[[list[str], tuple[str, ...]], str] = _legacy_value
+            self._single: Callable[[list[str], tuple[str, ...]], str] = _legacy_value
+        else:
+            self._key = _normalize
+            kept = _KEPT.get(options.path_unescape)
+            self._multi = _decode_all if kept is None else _keeping(kept)
+            self._single = _decode_one
 
     def add(self, http_method: str, template: PathTemplate, value: T) -> None:
         if not http_method or not _TCHAR.issuperset(http_method):
             raise ValueError(f"invalid HTTP method {http_method!r}")
+        segments = template.segments
+        multi_at = template.double_wildcard
         node = self._root
-        path = [node]
-        for segment in template.segments:
+        visited: list[_Node | _Tails] = [node]
+        for i, segment in enumerate(segments):
             if segment.kind == "literal":
-                node = node.literals.setdefault(_normalize(segment.value), _Node())
+                node = node.literals.setdefault(self._key(segment.value), _Node())
             elif segment.kind == "single":
                 if node.single is None:
                     node.single = _Node()
                 node = node.single
             else:
                 if node.multi is None:
-                    node.multi = _Node()
-                node = node.multi
-            path.append(node)
-        verb = _normalize(template.verb) if template.verb is not None else None
+                    node.multi = _Tails()
+                visited.append(node.multi)
+                node = node.multi.root(len(segments) - i - 1)
+            visited.append(node)
+        verb = self._key(template.verb) if template.verb is not None else None
         by_method = node.routes.setdefault(verb, {})
         existing = by_method.get(http_method)
         if existing is not None:
             raise RouteConflict(http_method, template, existing.template, existing.value)
-        variables = tuple(
-            (v.field_path, v.start, v.end, v.end is None or v.end - v.start > 1) for v in template.variables
-        )
-        by_method[http_method] = _Route(template, value, variables)
-        for visited in path:
-            visited.methods.add(http_method)
+        by_method[http_method] = _Route(template, value, len(segments), self._variables(template, multi_at))
+        for place in visited:
+            place.methods.add(http_method)
         if verb is not None:
-            self._verbs.add(verb)
+            self._verbs.setdefault(verb, set()).add(http_method)
+
+    def _variables(self, template: PathTemplate, multi_at: int | None) -> tuple[_Var, ...]:
+        out = []
+        for v in template.variables:
+            holds_multi = multi_at is not None and v.start <= multi_at < v.end
+            multi = holds_multi or v.end - v.start > 1
+            gap = multi_at - v.start if holds_multi and self._empty_anywhere and v.end - v.start > 1 else -1
+            after = multi_at is not None
+            out.append((
+                v.field_path,
+                v.start, after and v.start > multi_at,  # type: ignore[operator]
+                v.end, after and v.end > multi_at,  # type: ignore[operator]
+                self._multi if multi else self._single,
+                gap,
+            ))
+        return tuple(out)
 
     def lookup(self, http_method: str, raw_path: str) -> Match[T]:
         """Find the route for a still percent-encoded path (no query string).
 
-        Raises :class:`NoRoute`, :class:`MethodNotAllowed` or :class:`PathEncodingError`.
+        Raises :class:`NoRoute`, :class:`MethodNotAllowed`, :class:`PathEncodingError`
+        or :class:`MalformedEscape`.
         """
-        attempts = self._attempts(raw_path)
-        for parts, keys, verb in attempts:
-            if http_method in self._root.methods:
-                route = _find(self._root, keys, 0, verb, http_method)
+        path = raw_path
+        if self._legacy and "%" in raw_path:
+            path = _decode_path(raw_path)
+        attempts = self._attempts(http_method, path)
+        root = self._root
+        if http_method in root.methods:
+            anywhere = self._empty_anywhere
+            for parts, keys, verb in attempts:
+                n = len(keys)
+                route = _find(root, keys, 0, n, verb, http_method, anywhere)
                 if route is not None:
-                    return Match(route.value, _bindings(route, parts))
+                    return Match(route.value, _bindings(route, parts, n))
         allowed: set[str] = set()
         for _, keys, verb in attempts:
-            _collect(self._root, keys, 0, verb, allowed)
+            _collect(root, keys, 0, len(keys), verb, allowed, self._empty_anywhere)
         if allowed:
             raise MethodNotAllowed(http_method, raw_path, sorted(allowed))
         raise NoRoute(http_method, raw_path)
 
-    def _attempts(self, raw_path: str) -> list[tuple[list[str], list[str], str | None]]:
-        """The (raw parts, normalized parts, verb) splits of the path to try, in order."""
-        if not raw_path.startswith("/"):
+    def _attempts(self, http_method: str, path: str) -> list[tuple[list[str], list[str], str | None]]:
+        """The (parts, comparison keys, verb) splits of the path to try, in order."""
+        if not path.startswith("/"):
             return []
-        attempts = []
-        colon = raw_path.rfind(":")
-        if colon > raw_path.rfind("/") + 1 and (verb := _normalize(raw_path[colon + 1 :])) in self._verbs:
-            attempts.append((_split(raw_path[:colon]), verb))
-        attempts.append((_split(raw_path), None))
-        return [(parts, [_normalize(p) for p in parts], verb) for parts, verb in attempts]
+        colon = path.rfind(":")
+        if colon > path.rfind("/") and colon < len(path) - 1:
+            verb = path[colon + 1 :] if self._legacy else _normalize(path[colon + 1 :])
+            mode = self._verb_mode
+            if mode is CustomVerbs.ANY:
+                return [self._split(path[:colon], verb)]
+            declared = self._verbs.get(verb)
+            if declared is not None:
+                if mode is CustomVerbs.DECLARED:
+                    return [self._split(path[:colon], verb)]
+                if path[colon - 1] == "/":  # the last segment is only ':verb'
+                    return [] if http_method in declared else [self._split(path, None)]
+                return [self._split(path[:colon], verb), self._split(path, None)]
+        return [self._split(path, None)]
+
+    def _split(self, path: str, verb: str | None) -> tuple[list[str], list[str], str | None]:
+        parts = path[1:].split("/")
+        while parts and not parts[-1]:
+            parts.pop()
+        if self._legacy or "%" not in path:
+            return parts, parts, verb
+        return parts, [_normalize(p) for p in parts], verb
 
 
-def _split(path: str) -> list[str]:
-    parts = path[1:].split("/")
-    while parts and not parts[-1]:
-        parts.pop()
-    return parts
-
-
-def _find(node: _Node, keys: list[str], i: int, verb: str | None, method: str) -> _Route | None:
+def _find(node: _Node, keys: list[str], i: int, n: int, verb: str | None, method: str, anywhere: bool) -> _Route | None:
     """Depth-first search in precedence order: literal, then '*', then '**'."""
-    if i == len(keys):
+    if i == n:
         route = node.routes.get(verb, _NONE).get(method)
         if route is None and node.multi is not None:
-            route = node.multi.routes.get(verb, _NONE).get(method)
+            route = _find_tails(node.multi, keys, i, n, verb, method, anywhere)
         return route
     child = node.literals.get(keys[i])
     if child is not None and method in child.methods:
-        route = _find(child, keys, i + 1, verb, method)
+        route = _find(child, keys, i + 1, n, verb, method, anywhere)
         if route is not None:
             return route
     child = node.single
     if child is not None and method in child.methods:
-        route = _find(child, keys, i + 1, verb, method)
+        route = _find(child, keys, i + 1, n, verb, method, anywhere)
         if route is not None:
             return route
-    if node.multi is not None:
-        return node.multi.routes.get(verb, _NONE).get(method)
+    tails = node.multi
+    if tails is not None and method in tails.methods:
+        return _find_tails(tails, keys, i, n, verb, method, anywhere)
     return None
 
 
-def _collect(node: _Node, keys: list[str], i: int, verb: str | None, out: set[str]) -> None:
+def _find_tails(tails: _Tails, keys: list[str], i: int, n: int, verb: str | None, method: str, anywhere: bool) -> _Route | None:
+    """A '**' at segment i: each tail, longest first, against the path's last segments."""
+    room = n - i
+    for k, root in tails.by_length:
+        if k > room or (k == room and k and not anywhere) or method not in root.methods:
+            continue
+        route = _find(root, keys, n - k, n, verb, method, anywhere)
+        if route is not None:
+            return route
+    return None
+
+
+def _collect(node: _Node, keys: list[str], i: int, n: int, verb: str | None, out: set[str], anywhere: bool) -> None:
     """Add every method that has some template matching the path (error path only)."""
-    if node.multi is not None:
-        out.update(node.multi.routes.get(verb, ()))
-    if i == len(keys):
+    if i == n:
         out.update(node.routes.get(verb, ()))
-        return
-    for child in (node.literals.get(keys[i]), node.single):
-        if child is not None:
-            _collect(child, keys, i + 1, verb, out)
+    else:
+        for child in (node.literals.get(keys[i]), node.single):
+            if child is not None:
+                _collect(child, keys, i + 1, n, verb, out, anywhere)
+    if node.multi is not None:
+        room = n - i
+        for k, root in node.multi.by_length:
+            if k < room or (k == room and (anywhere or not k)):
+                _collect(root, keys, n - k, n, verb, out, anywhere)
 
 
-def _bindings(route: _Route, parts: list[str]) -> list[tuple[tuple[str, ...], str]]:
+def _bindings(route: _Route, parts: list[str], n: int) -> list[tuple[tuple[str, ...], str]]:
+    delta = n - route.length  # how many more segments the '**' took than one
     bindings = []
-    for field_path, start, end, multi in route.variables:
-        if multi:
-            value = "/".join(_decode_keep_slash(p, field_path) for p in parts[start:end])
-        else:
-            value = _decode(parts[start], field_path)
-        bindings.append((field_path, value))
+    for field_path, start, start_shifts, end, end_shifts, decode, gap in route.variables:
+        pieces = parts[start + delta if start_shifts else start : end + delta if end_shifts else end]
+        if gap >= 0 and delta == -1:  # a '**' that matched nothing, joined as grpc-gateway does
+            pieces.insert(gap, "")
+        bindings.append((field_path, decode(pieces, field_path)))
     return bindings
 
 
@@ -252,11 +411,47 @@ def _decode(segment: str, field_path: tuple[str, ...]) -> str:
         raise PathEncodingError(".".join(field_path), segment) from None
 
 
-def _decode_keep_slash(segment: str, field_path: tuple[str, ...]) -> str:
-    if "%" not in segment:
-        return segment
-    pieces = _ENCODED_SLASH.split(segment)  # odd indexes are the kept '%2F's
-    return "".join(p if i % 2 else _decode(p, field_path) for i, p in enumerate(pieces))
+def _decode_one(pieces: list[str], field_path: tuple[str, ...]) -> str:
+    return _decode(pieces[0], field_path)
+
+
+def _decode_all(pieces: list[str], field_path: tuple[str, ...]) -> str:
+    return "/".join(_decode(p, field_path) for p in pieces)
+
+
+def _keeping(kept: re.Pattern[str]) -> Callable[[list[str], tuple[str, ...]], str]:
+    """A multi-segment decoder that leaves the escapes `kept` matches as they were sent."""
+
+    def decode(pieces: list[str], field_path: tuple[str, ...]) -> str:
+        out = []
+        for piece in pieces:
+            if "%" in piece:
+                split = kept.split(piece)  # odd indexes are the kept escapes
+                piece = "".join(p if i % 2 else _decode(p, field_path) for i, p in enumerate(split))
+            out.append(piece)
+        return "/".join(out)
+
+    return decode
+
+
+def _decode_path(raw_path: str) -> str:
+    """The whole path decoded (legacy mode); bytes that are not UTF-8 survive as surrogates
+    so that only a variable holding them is refused, naming its field."""
+    bad = _MALFORMED_ESCAPE.search(raw_path)
+    if bad is not None:
+        raise MalformedEscape(raw_path, bad.start())
+    return unquote_to_bytes(raw_path).decode("utf-8", "surrogateescape")
+
+
+def _legacy_value(pieces: list[str], field_path: tuple[str, ...]) -> str:
+    value = "/".join(pieces)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = value.encode("utf-8", "surrogateescape")
+            raise PathEncodingError(".".join(field_path), raw.decode("latin-1")) from None
+    return value
 
 
 def _normalize(segment: str) -> str:

@@ -32,6 +32,42 @@ __all__ = [
 ]
 
 
+# ---- paths (transcoding/matcher.py and RouteTable.lookup read these)
+
+
+class PathUnescape(str, Enum):
+    """How percent-escapes in a path become variable values (Envoy's `url_unescape_spec`,
+    grpc-gateway's `UnescapingMode`). A variable bound to one segment is always fully
+    decoded; the modes differ for variables spanning several (``{name=shelves/*}``, ``**``)."""
+
+    ALL_EXCEPT_RESERVED = "all-except-reserved"  # RFC 6570 reserved escapes kept as sent (Envoy's default)
+    ALL_EXCEPT_SLASH = "all-except-slash"  # only %2F kept (http.proto's {+var} rule)
+    ALL_CHARACTERS = "all-characters"  # everything decoded, %2F into '/'
+    LEGACY = "legacy"  # the whole path decoded before routing: %2F separates segments (grpc-gateway's default)
+
+
+class CustomVerbs(str, Enum):
+    """What a `:xyz` at the end of a path's last segment is."""
+
+    DECLARED = "declared"  # a verb if some template declares it, then only its templates match (Envoy)
+    ANY = "any"  # always a verb (Envoy's match_unregistered_custom_verb: true)
+    DECLARED_OR_SEGMENT = "declared-or-segment"  # a declared verb's templates first, then ':xyz' is data (grpc-gateway)
+
+
+class EmptyDoubleWildcard(str, Enum):
+    """Where a ``**`` may match no segment at all."""
+
+    END_ONLY = "end-only"  # only as the template's last segment (Envoy)
+    ANYWHERE = "anywhere"  # also before more segments; a variable then holds an empty segment (grpc-gateway)
+
+
+class PathControlChars(str, Enum):
+    """Encoded control characters (%00-%1F, %7F) in a request path."""
+
+    REJECT = "reject"  # 400: a backend may cut a value at NUL or echo CR LF into a header
+    ALLOW = "allow"  # decoded into the field like any other character (both anchors)
+
+
 class UnknownFields(str, Enum):
     """What happens to a name the request message does not have."""
 
@@ -72,7 +108,35 @@ def _option(
 class TranscodingOptions:
     """One value per behaviour; the defaults are the ``edge`` profile."""
 
-    # ---- paths
+    # ---- paths (gateway-wide: a path is routed before its backend is known)
+    path_unescape: PathUnescape = _option(
+        PathUnescape.ALL_EXCEPT_RESERVED,
+        "percent-escapes in a variable spanning several segments: `all-except-reserved` keeps "
+        "`!#$&'()*+,/:;=?@[]` encoded (Envoy's default), `all-except-slash` keeps `%2F`, `all-characters` "
+        "decodes all, `legacy` decodes the whole path before routing so `%2F` splits segments and a "
+        "malformed escape is a 400 (grpc-gateway's default); one-segment variables are always fully decoded",
+        grpc_gateway=PathUnescape.LEGACY, per_backend=False,
+    )
+    custom_verbs: CustomVerbs = _option(
+        CustomVerbs.DECLARED_OR_SEGMENT,
+        "a `:xyz` ending the last segment: `declared` is a verb only if a template declares it, and then "
+        "only that verb's templates match (Envoy); `any` is always a verb (Envoy's "
+        "`match_unregistered_custom_verb`); `declared-or-segment` tries the verb's templates, then the "
+        "others with `:xyz` kept in the segment (grpc-gateway)",
+        envoy=CustomVerbs.DECLARED, per_backend=False,
+    )
+    empty_double_wildcard: EmptyDoubleWildcard = _option(
+        EmptyDoubleWildcard.END_ONLY,
+        "where `**` may match no segment: `end-only` (Envoy: `/v1/{name=files/**}/contents` needs a "
+        "segment after `files`) or `anywhere` (grpc-gateway: it binds `files/`)",
+        grpc_gateway=EmptyDoubleWildcard.ANYWHERE, per_backend=False,
+    )
+    path_control_chars: PathControlChars = _option(
+        PathControlChars.REJECT,
+        "encoded control characters (`%00`-`%1F`, `%7F`) in a path: a 400 (edge's security refusal: a "
+        "backend may cut a value at NUL or echo CR LF into a header) or passed into the field (both anchors)",
+        envoy=PathControlChars.ALLOW, grpc_gateway=PathControlChars.ALLOW, per_backend=False,
+    )
 
     # ---- query parameters (README "Query parameters" says what each anchor does)
     unknown_query_parameters: UnknownFields = _option(

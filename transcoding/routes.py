@@ -21,25 +21,36 @@ from .codec import RequestCodec, ResponseCodec
 from .descriptors import LoadedDescriptors
 from .httprule import HttpBinding, RuleError, bindings_for
 from .invoker import MethodInvoker
-from .matcher import MethodNotAllowed, NoRoute, PathEncodingError, PathMatcher, RouteConflict
-from .options import TranscodingOptions
+from .matcher import MalformedEscape, MethodNotAllowed, NoRoute, PathEncodingError, PathMatcher, RouteConflict
+from .options import PathControlChars, PathUnescape, TranscodingOptions
 
 DEFAULT_OPTIONS = TranscodingOptions()
 
 
 # Paths routed literally could still mean another resource to whoever normalises them
-# (RFC 3986 dot segments, in any spelling), or hide control characters a backend may
-# cut at (NUL) or echo into a header (CR LF): refused before the route lookup.
+# (RFC 3986 dot segments, in any spelling): refused before the route lookup under every
+# profile. Both anchors pass '.' and '..' through as data (neither Envoy's transcoder with
+# its default normalize_path: false nor grpc-gateway's ServeMux cleans a path); edge keeps
+# the refusal as a documented security choice: a proxy or WAF in front that normalises
+# would see another path than the one routed, and a backend that builds a file or URL
+# from the value would be handed a traversal. Encoded control characters (a backend may
+# cut at NUL or echo CR LF into a header) are refused unless `path_control_chars: allow`
+# (both anchors pass them into the field).
 _DOT_SEGMENT = re.compile(r"(?:^|/)(?:\.|%2[eE]){1,2}(?=/|:|$)")
+# Under `path_unescape: legacy` the whole path is decoded before routing, so '%2F' is a
+# separator and '%3A' may start a verb: a dot segment may hide behind them too.
+_DOT_SEGMENT_DECODED = re.compile(r"(?:^|/|%2[fF])(?:\.|%2[eE]){1,2}(?=/|%2[fF]|:|%3[aA]|$)")
 _CONTROL = re.compile(r"%(?:[01][0-9a-fA-F]|7[fF])")
 
 
-def check_path(raw_path: str) -> None:
-    """BadRequest for a request path that holds a '.' or '..' segment or an encoded control character."""
-    if "%" in raw_path and _CONTROL.search(raw_path):
+def check_path(raw_path: str, options: TranscodingOptions = DEFAULT_OPTIONS) -> None:
+    """BadRequest for a request path that holds a '.' or '..' segment, or an encoded
+    control character where the options refuse them."""
+    if "%" in raw_path and options.path_control_chars is PathControlChars.REJECT and _CONTROL.search(raw_path):
         raise errors.BadRequest(f"request path {raw_path!r} holds an encoded control character (%00-%1F, %7F)")
     if "." in raw_path or "%" in raw_path:
-        if _DOT_SEGMENT.search(raw_path):
+        dots = _DOT_SEGMENT_DECODED if options.path_unescape is PathUnescape.LEGACY else _DOT_SEGMENT
+        if dots.search(raw_path):
             raise errors.BadRequest(f"request path {raw_path!r} holds a '.' or '..' segment; send it normalised")
 
 
@@ -101,7 +112,7 @@ class RouteTable:
     options: TranscodingOptions = DEFAULT_OPTIONS
 
     def lookup(self, http_method: str, raw_path: str) -> tuple[Route, list[tuple[tuple[str, ...], str]]]:
-        check_path(raw_path)
+        check_path(raw_path, self.options)
         try:
             match = self.matcher.lookup(http_method, raw_path)
         except MethodNotAllowed as exc:
@@ -112,6 +123,8 @@ class RouteTable:
             raise errors.RouteNotFound(f"no route for {http_method} {raw_path}") from None
         except PathEncodingError as exc:
             raise errors.BadRequest(str(exc), field=exc.field_path) from None
+        except MalformedEscape as exc:
+            raise errors.BadRequest(str(exc)) from None
         return match.value, match.bindings
 
     @classmethod
@@ -124,7 +137,7 @@ class RouteTable:
         earlier one, is left out and reported; the rest of the backend still
         serves.
         """
-        table = cls(PathMatcher(), options=options)
+        table = cls(PathMatcher(options), options=options)
         problems: list[RouteProblem] = []
         for backend in backends:
             pool = backend.descriptors.pool

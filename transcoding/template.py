@@ -18,9 +18,15 @@ Choices where the spec is silent (documented so routes and ``edge check`` agree)
   ``*`` which is only meaningful as a whole-segment wildcard. ``:`` is never part
   of a literal: the verb starts at the last ``:`` that follows the last ``/``
   outside ``{...}`` (``/v1/{name=projects/*}:cancel``).
-* ``**`` matches zero or more segments and must be the last segment (only a verb
-  may follow), as http.proto says; Envoy's laxer "literals after ``**``" is not
-  accepted so that every template means the same thing in every implementation.
+* ``**`` matches any number of segments and may be followed by more segments
+  (``/v1/{name=files/**}/contents``, ``/{x=**}/tail:verb``), as both Envoy and
+  grpc-gateway accept; a template holds at most one ``**`` (both anchors refuse
+  two: with one, the segments after it are a fixed-length tail, so where the
+  ``**`` ends is decided by the path's length, never by a search). Envoy allows
+  only literals after it, grpc-gateway also ``*`` and variables; edge accepts
+  the latter too and ``edge check`` says when the Envoy profile is chosen.
+  How many segments ``**`` may match is the matcher's business
+  (`TranscodingOptions.empty_double_wildcard`).
 * Errors report the 0-based offset where the problem is; for an unterminated
   variable that is the end of the text, where ``}`` was expected.
 """
@@ -60,11 +66,14 @@ class Segment:
 
 @dataclass(frozen=True)
 class Variable:
-    """A field bound to segments ``[start, end)``; ``end is None`` means through the end (``**``)."""
+    """A field bound to the template's segments ``[start, end)``.
+
+    With a ``**`` inside, the request segments it binds are found from both ends
+    of the path (the segments after the ``**`` are a fixed-length tail)."""
 
     field_path: tuple[str, ...]
     start: int
-    end: int | None
+    end: int
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,14 @@ class PathTemplate:
 
     def field_paths(self) -> list[str]:
         return [".".join(v.field_path) for v in self.variables]
+
+    @property
+    def double_wildcard(self) -> int | None:
+        """The index of the ``**`` segment, if there is one (there is at most one)."""
+        for i, segment in enumerate(self.segments):
+            if segment.kind == "multi":
+                return i
+        return None
 
     def __str__(self) -> str:
         return self.text
@@ -205,10 +222,7 @@ class _Parser:
                 raise self.fail("unterminated variable")
             raise self.fail(f"expected '}}' but found {self._peek()!r}")
         self.pos += 1
-        end: int | None = len(self.segments)
-        if any(s.kind == "multi" for s in self.segments[start:]):
-            end = None
-        self.variables.append(Variable(field_path, start, end))
+        self.variables.append(Variable(field_path, start, len(self.segments)))
         self.var_pos.append(path_pos)
 
     def _field_path(self) -> tuple[str, ...]:
@@ -231,10 +245,9 @@ class _Parser:
         return self.text[start : self.pos]
 
     def _validate(self) -> None:
-        last = len(self.segments) - 1
-        for i, segment in enumerate(self.segments):
-            if segment.kind == "multi" and i != last:
-                raise self.fail("'**' must be the last segment", self.seg_pos[i])
+        multi = [i for i, segment in enumerate(self.segments) if segment.kind == "multi"]
+        if len(multi) > 1:
+            raise self.fail("a template may hold only one '**'", self.seg_pos[multi[1]])
         seen: set[tuple[str, ...]] = set()
         for variable, position in zip(self.variables, self.var_pos):
             if variable.field_path in seen:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x65\x64gecheck/broken.proto\x12\x0c\x65\x64gecheck.v1\x1a\x1cgoogle/api/annotations.proto\"!\n\x05Thing\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t2\xca\x02\n\rBrokenService\x12S\n\x0b\x42\x61\x64Template\x12\x13.edgecheck.v1.Thing\x1a\x13.edgecheck.v1.Thing\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/{name=**}/tail\x12L\n\x05\x46irst\x12\x13.edgecheck.v1.Thing\x1a\x13.edgecheck.v1.Thing\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/things/{name}\x12K\n\x06Second\x12\x13.edgecheck.v1.Thing\x1a\x13.edgecheck.v1.Thing\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/things/{id}\x12I\n\x04\x46ine\x12\x13.edgecheck.v1.Thing\x1a\x13.edgecheck.v1.Thing\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/fine/{name}b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x65\x64gecheck/broken.proto\x12\x0c\x65\x64gecheck.v1\x1a\x1cgoogle/api/annotations.proto\"!\n\x05Thing\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t2\xcd\x02\n\rBrokenService\x12V\n\x0b\x42\x61\x64Template\x12\x13.edgecheck.v1.Thing\x1a\x13.edgecheck.v1.Thing\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/{name=**}/tail/**\x12L\n\x05\x46irst\x12\x13.edgecheck.v1.Thing\x1a\x13.edgecheck.v1.Thing\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/things/{name}\x12K\n\x06Second\x12\x13.edgecheck.v1.Thing\x1a\x13.edgecheck.v1.Thing\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/things/{id}\x12I\n\x04\x46ine\x12\x13.edgecheck.v1.Thing\x1a\x13.edgecheck.v1.Thing\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/fine/{name}b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'edgecheck.broken_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_BROKENSERVICE'].methods_by_name['BadTemplate']._loaded_options = None
-  _globals['_BROKENSERVICE'].methods_by_name['BadTemplate']._serialized_options = b'\202\323\344\223\002\024\022\022/v1/{name=**}/tail'
+  _globals['_BROKENSERVICE'].methods_by_name['BadTemplate']._serialized_options = b'\202\323\344\223\002\027\022\025/v1/{name=**}/tail/**'
   _globals['_BROKENSERVICE'].methods_by_name['First']._loaded_options = None
   _globals['_BROKENSERVICE'].methods_by_name['First']._serialized_options = b'\202\323\344\223\002\023\022\021/v1/things/{name}'
   _globals['_BROKENSERVICE'].methods_by_name['Second']._loaded_options = None
@@ -43,5 +43,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_THING']._serialized_start=70
   _globals['_THING']._serialized_end=103
   _globals['_BROKENSERVICE']._serialized_start=106
-  _globals['_BROKENSERVICE']._serialized_end=436
+  _globals['_BROKENSERVICE']._serialized_end=439
 # @@protoc_insertion_point(module_scope)

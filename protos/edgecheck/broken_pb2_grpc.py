@@ -60,7 +60,7 @@ class BrokenServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def BadTemplate(self, request, context):
-        """`**` may only be the last segment of a template.
+        """A template may hold only one `**` (both anchors refuse a second).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
