@@ -6,6 +6,10 @@ policy saw is what is routed. A path that could mean something else after someon
 normalisation -- a '.' or '..' segment, in any spelling -- or that hides control
 characters is refused with a 400; a path that names no route is a 404; an over-long
 one a 414. Whatever passes reaches only the method its literal path names.
+
+These are the `edge` profile's refusals, so the gateway here names it explicitly. The
+`envoy` and `grpc-gateway` profiles pass encoded control characters through as their
+anchors do and keep the dot-segment refusal (tests/test_compat_paths.py).
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ GATEWAY_OWN = {"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
 def stack():
     with demo_backend_running() as backend:
         config = gateway_config([{"name": "demo", "target": backend.target}], listen={"max_url_bytes": "4KiB"},
-                                access_log={"enabled": False})
+                                access_log={"enabled": False}, transcoding={"profile": "edge"})
         with running_gateway(config) as gateway:
             yield gateway, backend
 
