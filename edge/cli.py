@@ -53,9 +53,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _check(config: GatewayConfig) -> list[str]:
+async def _check(config: GatewayConfig, anchor: str | None = None, warnings: list[str] | None = None) -> list[str]:
+    """The problems found; `warnings` (if given) gets the templates the profile's anchor
+    (or `anchor`; "none" for no comparison) would route differently."""
     from .backends import BackendRegistry
-    from .checks import missing_files, unmatched_patterns
+    from .checks import anchor_warnings, missing_files, profile_anchors, unmatched_patterns
 
     registry = BackendRegistry(config)
     problems: list[str] = missing_files(config)
@@ -66,6 +68,11 @@ async def _check(config: GatewayConfig) -> list[str]:
         problems.extend(str(p) for p in report.problems)
         if not report.failed:  # with a backend missing, its routes would all look unmatched
             problems.extend(unmatched_patterns(config, registry.table))
+        if warnings is not None:
+            anchors = profile_anchors(config)
+            if anchor is not None:
+                anchors = {name: None if anchor == "none" else anchor for name in anchors}
+            warnings.extend(anchor_warnings(registry.table, anchors))
         print(f"{len(registry.table.routes)} routes from {sum(1 for s in registry.backends.values() if s.descriptors)} backends")
     finally:
         await registry.close()
@@ -101,7 +108,10 @@ async def _check_discovery(config: GatewayConfig) -> list[str]:
 def cmd_check(args: argparse.Namespace) -> int:
     config = _load(args.config)
     logging.basicConfig(level=logging.ERROR)
-    problems = asyncio.run(_check(config))
+    warnings: list[str] = []
+    problems = asyncio.run(_check(config, args.anchor, warnings))
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
     for p in problems:
         print(f"problem: {p}", file=sys.stderr)
     if problems:
@@ -278,6 +288,11 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("check", help="validate a config and the descriptors it leads to")
     p.add_argument("--config", required=True, type=Path)
+    p.add_argument(
+        "--anchor", choices=["envoy", "grpc-gateway", "none"],
+        help="warn where this gateway would route a template differently (default: the anchor "
+        "each backend's profile follows; none for the edge profile)",
+    )
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("openapi", help="write the OpenAPI 3.1 document of the routes the config leads to")

@@ -90,6 +90,7 @@ __all__ = [
     "PathEncodingError",
     "PathMatcher",
     "RouteConflict",
+    "normalize_segment",
 ]
 
 T = TypeVar("T")
@@ -236,7 +237,7 @@ class PathMatcher(Generic[T]):
             self._multi: Callable[[list[str], tuple[str, ...]], str] = _legacy_value
             self._single: Callable[[list[str], tuple[str, ...]], str] = _legacy_value
         else:
-            self._key = _normalize
+            self._key = normalize_segment
             kept = _KEPT.get(options.path_unescape)
             self._multi = _decode_all if kept is None else _keeping(kept)
             self._single = _decode_one
@@ -319,7 +320,7 @@ class PathMatcher(Generic[T]):
             return []
         colon = path.rfind(":")
         if colon > path.rfind("/") and colon < len(path) - 1:
-            verb = path[colon + 1 :] if self._legacy else _normalize(path[colon + 1 :])
+            verb = path[colon + 1 :] if self._legacy else normalize_segment(path[colon + 1 :])
             mode = self._verb_mode
             if mode is CustomVerbs.ANY:
                 return [self._split(path[:colon], verb)]
@@ -338,7 +339,7 @@ class PathMatcher(Generic[T]):
             parts.pop()
         if self._legacy or "%" not in path:
             return parts, parts, verb
-        return parts, [_normalize(p) for p in parts], verb
+        return parts, [normalize_segment(p) for p in parts], verb
 
 
 def _find(node: _Node, keys: list[str], i: int, n: int, verb: str | None, method: str, anywhere: bool) -> _Route | None:
@@ -454,7 +455,7 @@ def _legacy_value(pieces: list[str], field_path: tuple[str, ...]) -> str:
     return value
 
 
-def _normalize(segment: str) -> str:
+def normalize_segment(segment: str) -> str:
     """RFC 3986 normal form of a path segment: unreserved escapes decoded, hex upper-cased."""
     if "%" not in segment:
         return segment
