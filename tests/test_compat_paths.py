@@ -181,3 +181,43 @@ def test_every_row_differs_somewhere_or_holds_everywhere() -> None:
     assert all(set(answers) == set(PROFILE_NAMES) for _, _, answers in ROWS)
     differing = [t for _, t, a in ROWS if len({repr(v) for v in a.values()}) > 1]
     assert len(differing) >= 20, differing
+
+
+def test_path_options_are_gateway_wide() -> None:
+    """A path is routed before its backend is known, so the path rows are set at the top
+    level only; a backend's own profile does not change them."""
+    from edge.config import GatewayConfig
+
+    for key, value in [("path_unescape", "legacy"), ("custom_verbs", "any"),
+                       ("empty_double_wildcard", "anywhere"), ("path_control_chars", "allow")]:
+        with pytest.raises(Exception, match=f"backends.0.transcoding.{key}"):
+            GatewayConfig.model_validate({"backends": [{"name": "a", "target": "a:1", "transcoding": {key: value}}]})
+        top = GatewayConfig.model_validate({"backends": [{"name": "a", "target": "a:1"}], "transcoding": {key: value}})
+        assert getattr(top.transcoding_options(), key).value == value
+    mixed = GatewayConfig.model_validate(
+        {"backends": [{"name": "a", "target": "a:1", "transcoding": {"profile": "grpc-gateway"}}]}
+    )
+    assert mixed.transcoding_options().path_unescape.value == "all-except-reserved"  # the table's (top level)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "method", "target", "answer"),
+    [
+        ({"custom_verbs": "any"}, "GET", "/things/t1:other", err(404)),
+        ({"custom_verbs": "any"}, "GET", "/x/y:archive", ok(VERBS + "Archive", x="x/y")),
+        ({"path_unescape": "all-characters"}, "GET", "/files/a%2Fb%3Fc/d", ok(VERBS + "Files", path="a/b?c/d")),
+        ({"path_unescape": "all-except-slash"}, "GET", "/files/a%2Fb%3Fc/d", ok(VERBS + "Files", path="a%2Fb?c/d")),
+        ({"path_control_chars": "allow"}, "GET", "/things/a%00b", ok(VERBS + "GetThing", id="a\x00b")),
+        ({"empty_double_wildcard": "anywhere"}, "GET", "/a/d/e", ok(SHAPES + "Suffix")),
+    ],
+)
+def test_one_option_set_alone_over_the_edge_profile(echo, overrides, method, target, answer) -> None:
+    config = gateway_config([{"name": "paths", "target": echo.target}], transcoding=overrides,
+                            access_log={"enabled": False})
+    status, rpc, fields = answer
+    with running_gateway(config) as gw:
+        responses = exchange(gw, _request(method, target))
+    assert [r[0] for r in responses] == [status], responses
+    if status == 200:
+        assert echo.last().method == "/" + rpc
+        assert json.loads(responses[0][2]) == fields
