@@ -277,14 +277,13 @@ class PathMatcher(Generic[T]):
         out = []
         for v in template.variables:
             holds_multi = multi_at is not None and v.start <= multi_at < v.end
-            multi = holds_multi or v.end - v.start > 1
-            gap = multi_at - v.start if holds_multi and self._empty_anywhere and v.end - v.start > 1 else -1
-            after = multi_at is not None
+            spans = holds_multi or v.end - v.start > 1
+            gap = multi_at - v.start if holds_multi and self._empty_anywhere and v.end - v.start > 1 else -1  # type: ignore[operator]
             out.append((
                 v.field_path,
-                v.start, after and v.start > multi_at,  # type: ignore[operator]
-                v.end, after and v.end > multi_at,  # type: ignore[operator]
-                self._multi if multi else self._single,
+                v.start, multi_at is not None and v.start > multi_at,
+                v.end, multi_at is not None and v.end > multi_at,
+                self._multi if spans else self._single,
                 gap,
             ))
         return tuple(out)
