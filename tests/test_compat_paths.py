@@ -151,6 +151,12 @@ ROWS = [
 ]
 
 
+def _bound(body: bytes) -> dict:
+    """The reply's non-empty fields: a proto3 string is never 'set to empty', and profiles
+    differ on printing unpopulated fields (grpc-gateway's emits them)."""
+    return {k: v for k, v in json.loads(body).items() if v != ""}
+
+
 def _request(method: str, target: str) -> bytes:
     body = b"{}" if method in ("POST", "PUT", "PATCH") else b""
     head = f"{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
@@ -172,7 +178,7 @@ def test_paths_per_profile(gateways, echo, profile: str, method: str, target: st
         assert reached == [], reached  # refused before any backend call
         return
     assert reached == ["/" + rpc]
-    assert json.loads(responses[0][2]) == fields
+    assert _bound(responses[0][2]) == fields
 
 
 def test_every_row_differs_somewhere_or_holds_everywhere() -> None:
@@ -220,4 +226,4 @@ def test_one_option_set_alone_over_the_edge_profile(echo, overrides, method, tar
     assert [r[0] for r in responses] == [status], responses
     if status == 200:
         assert echo.last().method == "/" + rpc
-        assert json.loads(responses[0][2]) == fields
+        assert _bound(responses[0][2]) == fields
