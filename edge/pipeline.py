@@ -282,7 +282,7 @@ class Pipeline:
             record.idempotency = _IDEMPOTENCY_OUTCOME.get(begin.state)
             if begin.state is BeginState.REPLAY:
                 stored = begin.stored_response
-                replay_headers = raw_headers(stored.headers) + raw_headers(begin.replay_headers())
+                replay_headers = raw_headers(begin.replay_headers())  # the stored headers and the replay marker
                 record.http_status = stored.status
                 return Reply(stored.status, headers_out + replay_headers, stored.body, 0)
             error = begin.error()

@@ -56,6 +56,8 @@ def test_idempotent_replay_mismatch_and_scope(limited_gateway, demo_backend):
     assert again.status_code == 200
     assert again.headers["idempotent-replayed"] == "true"
     assert again.content == first.content
+    # The stored headers come back once each, as the first answer had them.
+    assert again.headers.get_list("content-type") == first.headers.get_list("content-type") == ["application/json"]
     assert demo_backend.recorder.calls["CreateBook"] == 1
     other = limited_gateway.post("/v1/shelves/scifi/books", json={"title": "Different"}, headers=key)
     assert other.status_code == 422
