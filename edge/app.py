@@ -211,7 +211,7 @@ class GatewayApp:
         record = CallRecord()
         status, sent = await self.cors.preflight(self.registry.table, call.raw_path, headers, send, id_header, record)
         observer.finish(call, record, http_status=status, bytes_out=sent, total_s=perf_counter() - started,
-                        path=scope["path"])
+                        path=scope["path"], http_version=scope["http_version"])
 
     async def _ready(self, send: Send, id_header: tuple[bytes, bytes]) -> None:
         if self.readiness is None:  # not started yet

@@ -364,3 +364,18 @@ def test_cors_off_adds_nothing(demo_backend, idp, tmp_path, token):
         assert r.status_code == 200 and cors_headers(r) == {} and "origin" not in vary(r)
         p = preflight(client, "/v1/shelves", "GET")
         assert p.status_code == 405 and cors_headers(p) == {}
+
+
+def test_cors_over_h2c(demo_backend, idp, tmp_path, token):
+    """The same answers over HTTP/2 (h2c by prior knowledge): preflight, actual, refusal."""
+    with running_gateway(_cors_config(demo_backend, idp, tmp_path)) as gw, \
+            httpx.Client(base_url=gw.url, http1=False, http2=True, timeout=10) as client:
+        p = preflight(client, "/v1/shelves", "GET", headers="authorization")
+        assert p.http_version == "HTTP/2" and p.status_code == 204
+        assert p.headers["access-control-allow-origin"] == APP and p.headers["access-control-allow-headers"] == "authorization"
+        r = client.get("/v1/shelves", headers={**token, "origin": APP})
+        assert r.http_version == "HTTP/2" and r.status_code == 200
+        assert r.headers["access-control-allow-origin"] == APP and "grpc-metadata-x-demo-call" in exposed(r)
+        denied = preflight(client, "/v1/shelves", "GET", origin="https://evil.com")
+        assert denied.status_code == 403 and cors_headers(denied) == {}
+    assert demo_backend.recorder.calls["ListShelves"] == 1
