@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """The demo: demo gRPC backends with reflection, the gateway in front, example requests.
 
-Ports: gateway 8443 (HTTPS with a generated development certificate), admin 9901, backends 50051 (override with EDGE_DEMO_PORT,
-EDGE_DEMO_ADMIN_PORT, EDGE_DEMO_BACKEND_PORT). Everything runs on 127.0.0.1.
+Ports: gateway 8443 (HTTPS with a generated development certificate), admin 9901, backends 50051, and the
+browser page 8080 (override with EDGE_DEMO_PORT, EDGE_DEMO_ADMIN_PORT, EDGE_DEMO_BACKEND_PORT, EDGE_DEMO_PAGE_PORT).
+Everything runs on 127.0.0.1. The browser page (scripts/demo_page.html) is served from its own port, another
+origin than the gateway's, and the config's `cors` section allows exactly that origin. Files (certificate,
+issuer key, config, access log) go to .demo/ (EDGE_DEMO_DIR to put them elsewhere).
 """
 from __future__ import annotations
 
@@ -16,14 +19,16 @@ import time
 from pathlib import Path
 
 import httpx
+from demo_page import PageServer
 
 from edge.devtoken import DEV_AUDIENCE, DEV_ISSUER, ensure_dev_issuer, mint_dev_token
 
 ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / ".demo"
+WORK = Path(os.environ.get("EDGE_DEMO_DIR") or ROOT / ".demo").resolve()
 PORT = int(os.environ.get("EDGE_DEMO_PORT", "8443"))
 ADMIN_PORT = int(os.environ.get("EDGE_DEMO_ADMIN_PORT", "9901"))
 BACKEND_PORT = int(os.environ.get("EDGE_DEMO_BACKEND_PORT", "50051"))
+PAGE_PORT = int(os.environ.get("EDGE_DEMO_PAGE_PORT", "8080"))
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
@@ -82,6 +87,9 @@ rate_limits:
 idempotency: {{}}
 store: {{backend: memory}}
 access_log: {{destination: {WORK / "access.log"}}}
+cors:                      # the demo's browser page, served from its own port: another origin
+  allow_origins: [http://localhost:{PAGE_PORT}, http://127.0.0.1:{PAGE_PORT}]
+  max_age: 10m
 """
     )
     return config
@@ -114,6 +122,8 @@ def main() -> int:
         curl = f'curl -s --cacert {cert} -H "authorization: Bearer $TOKEN"'
         example = f"{curl} '{base}/v1/shelves/scifi/books?pageSize=2'"
         reply = client.get("/v1/shelves/scifi/books", params={"pageSize": 2}, headers={"authorization": f"Bearer {token}"})
+        page = PageServer(base, lambda: mint_dev_token(issuer_key, "ada", "library.read library.write"),
+                          port=PAGE_PORT).start()
         print(
             f"""
 edge demo is running (config: {config}).
@@ -135,15 +145,23 @@ Try:
   API docs: {base}/docs   (OpenAPI document: {base}/openapi.json)
   Access log: tail -f {WORK / "access.log"}    Metrics: curl -s http://127.0.0.1:{ADMIN_PORT}/metrics
 
+From a browser on another origin (CORS): open http://localhost:{PAGE_PORT}/
+  The page calls the gateway with fetch and a development token, reads a stream as it arrives, and
+  shows what it saw. Your browser must trust the development certificate first: open {base}/healthz
+  once and accept it (or trust {cert}).
+
 First request, answered by the gRPC backend through the gateway ({reply.status_code}):
   {reply.text}
 
 Ctrl+C stops the demo.""",
             flush=True,
         )
-        while all(p.poll() is None for p in procs):
-            time.sleep(0.5)
-        print("a demo process exited; stopping", file=sys.stderr)
+        try:
+            while all(p.poll() is None for p in procs):
+                time.sleep(0.5)
+            print("a demo process exited; stopping", file=sys.stderr)
+        finally:
+            page.stop()
     except KeyboardInterrupt:
         pass
     finally:
