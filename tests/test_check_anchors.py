@@ -84,7 +84,7 @@ def _warnings(descriptors: Path, anchor: str | None = None, **transcoding: objec
 def test_envoy_profile_names_the_template_envoy_refuses() -> None:
     warnings = _warnings(PATHS_SET, profile="envoy")
     assert warnings == [
-        "backend b: compatpaths.v1.ShapeService.After: GET /n/{x=**}/{y}: Envoy refuses this template "
+        "backend b: compatpaths.v1.AfterService.After: GET /n/{x=**}/{y}: Envoy refuses this template "
         "(only literal segments may follow '**'); edge serves it"
     ]
 
@@ -185,7 +185,7 @@ def test_edge_check_prints_warnings_and_still_passes(tmp_path) -> None:
                             capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "config OK" in result.stdout
-    assert result.stderr.startswith("warning: backend paths: compatpaths.v1.ShapeService.After: GET /n/{x=**}/{y}")
+    assert result.stderr.startswith("warning: backend paths: compatpaths.v1.AfterService.After: GET /n/{x=**}/{y}")
     result = subprocess.run([sys.executable, "-m", "edge.cli", "check", "--config", str(config), "--anchor", "none"],
                             capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 0 and result.stderr == ""

@@ -267,11 +267,6 @@ class ShapeServiceStub:
                 request_serializer=compatpaths_dot_paths__pb2.Bound.SerializeToString,
                 response_deserializer=compatpaths_dot_paths__pb2.Bound.FromString,
                 _registered_method=True)
-        self.After = channel.unary_unary(
-                '/compatpaths.v1.ShapeService/After',
-                request_serializer=compatpaths_dot_paths__pb2.Bound.SerializeToString,
-                response_deserializer=compatpaths_dot_paths__pb2.Bound.FromString,
-                _registered_method=True)
 
 
 class ShapeServiceServicer:
@@ -308,13 +303,6 @@ class ShapeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def After(self, request, context):
-        """A variable after `**`: grpc-gateway accepts it, Envoy refuses the template.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
 
 def add_ShapeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -340,11 +328,6 @@ def add_ShapeServiceServicer_to_server(servicer, server):
             ),
             'Nested': grpc.unary_unary_rpc_method_handler(
                     servicer.Nested,
-                    request_deserializer=compatpaths_dot_paths__pb2.Bound.FromString,
-                    response_serializer=compatpaths_dot_paths__pb2.Bound.SerializeToString,
-            ),
-            'After': grpc.unary_unary_rpc_method_handler(
-                    servicer.After,
                     request_deserializer=compatpaths_dot_paths__pb2.Bound.FromString,
                     response_serializer=compatpaths_dot_paths__pb2.Bound.SerializeToString,
             ),
@@ -495,6 +478,57 @@ class ShapeService:
             metadata,
             _registered_method=True)
 
+
+class AfterServiceStub:
+    """A variable after `**`: grpc-gateway accepts it; Envoy refuses the template (its whole
+    configuration fails to load), so this service is left out when Envoy serves the others.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.After = channel.unary_unary(
+                '/compatpaths.v1.AfterService/After',
+                request_serializer=compatpaths_dot_paths__pb2.Bound.SerializeToString,
+                response_deserializer=compatpaths_dot_paths__pb2.Bound.FromString,
+                _registered_method=True)
+
+
+class AfterServiceServicer:
+    """A variable after `**`: grpc-gateway accepts it; Envoy refuses the template (its whole
+    configuration fails to load), so this service is left out when Envoy serves the others.
+    """
+
+    def After(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_AfterServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'After': grpc.unary_unary_rpc_method_handler(
+                    servicer.After,
+                    request_deserializer=compatpaths_dot_paths__pb2.Bound.FromString,
+                    response_serializer=compatpaths_dot_paths__pb2.Bound.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'compatpaths.v1.AfterService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('compatpaths.v1.AfterService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class AfterService:
+    """A variable after `**`: grpc-gateway accepts it; Envoy refuses the template (its whole
+    configuration fails to load), so this service is left out when Envoy serves the others.
+    """
+
     @staticmethod
     def After(request,
             target,
@@ -509,7 +543,7 @@ class ShapeService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/compatpaths.v1.ShapeService/After',
+            '/compatpaths.v1.AfterService/After',
             compatpaths_dot_paths__pb2.Bound.SerializeToString,
             compatpaths_dot_paths__pb2.Bound.FromString,
             options,
