@@ -3,7 +3,8 @@
 
 Run through `scripts/bench` (which installs wrk, h2load, Envoy and the Go
 toolchain when missing). Everything listens on 127.0.0.1. It starts a gRPC
-backend, Envoy (gRPC-JSON transcoder, static config), the gateway in several
+backend, Envoy (the gRPC-JSON transcoder alone, and as an edge with TLS, JWT, two
+local rate limits and an access log: scripts/bench_envoy.py), the gateway in several
 configurations and the FastAPI passthrough, then loads each with wrk
 (HTTP/1.1, closed loop) or h2load (the HTTP/2 rows of the gateway and Envoy, with
 8 streams in flight per connection; direct gRPC; fixed request rates for the
@@ -509,6 +510,7 @@ def build_scenarios(token: str, full: bool, baseline: bool = False) -> list[Scen
         Scenario("get.direct", "GET  direct gRPC (no gateway)", "backend", "grpc",
                  grpc_path=LIST_BOOKS, grpc_data=grpc_frame(grpc_requests[LIST_BOOKS])),
         Scenario("get.envoy", "GET  Envoy gRPC-JSON transcoder", "envoy", "wrk", get),
+        Scenario("get.envoy-edge", "GET  Envoy edge: TLS+JWT+limits+log", "envoy-edge", "wrk", get_auth),
         Scenario("get.off", "GET  gateway, offloads off", "gw-off", "wrk", get),
         Scenario("get.on", "GET  gateway, TLS+JWT+limits (memory)", "gw-on", "wrk", get_auth),
         Scenario("get.on-redis", "GET  gateway, TLS+JWT+limits (Redis)", "gw-redis", "wrk", get_auth, redis=True),
@@ -519,6 +521,7 @@ def build_scenarios(token: str, full: bool, baseline: bool = False) -> list[Scen
         Scenario("post.direct", "POST direct gRPC (no gateway)", "backend", "grpc",
                  grpc_path=CREATE_BOOK, grpc_data=grpc_frame(grpc_requests[CREATE_BOOK])),
         Scenario("post.envoy", "POST Envoy gRPC-JSON transcoder", "envoy", "wrk", post),
+        Scenario("post.envoy-edge", "POST Envoy edge: TLS+JWT+limits+log", "envoy-edge", "wrk", post_auth),
         Scenario("post.off", "POST gateway, offloads off", "gw-off", "wrk", post),
         Scenario("post.on", "POST gateway, all on + Idempotency-Key (memory)", "gw-on", "wrk", post_auth),
         Scenario("post.on-redis", "POST gateway, all on + Idempotency-Key (Redis)", "gw-redis", "wrk", post_auth,
@@ -531,6 +534,7 @@ def build_scenarios(token: str, full: bool, baseline: bool = False) -> list[Scen
         Scenario("get.envoy-h2", "GET  Envoy, HTTP/2 (h2c)", "envoy", "h2", get),
         Scenario("get.off-h2", "GET  gateway, offloads off, HTTP/2 (h2c)", "gw-off", "h2", get),
         Scenario("get.on-h2", "GET  gateway, TLS+JWT+limits (memory), HTTP/2 (h2)", "gw-on", "h2", get_auth),
+        Scenario("get.envoy-edge-h2", "GET  Envoy edge, HTTP/2 (h2)", "envoy-edge", "h2", get_auth),
         Scenario("post.envoy-h2", "POST Envoy, HTTP/2 (h2c)", "envoy", "h2", post),
         Scenario("post.off-h2", "POST gateway, offloads off, HTTP/2 (h2c)", "gw-off", "h2", post),
     ]
@@ -663,6 +667,12 @@ def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
     pairs = {
         "get.off_cpu_vs_envoy": ("get.off", "get.envoy", "cpu_us"),
         "get.on_cpu_vs_envoy": ("get.on", "get.envoy", "cpu_us"),
+        "get.on_cpu_vs_envoy-edge": ("get.on", "get.envoy-edge", "cpu_us"),
+        "get.on-redis_cpu_vs_envoy-edge": ("get.on-redis", "get.envoy-edge", "cpu_us"),
+        "post.on_cpu_vs_envoy-edge": ("post.on", "post.envoy-edge", "cpu_us"),
+        "post.on-redis_cpu_vs_envoy-edge": ("post.on-redis", "post.envoy-edge", "cpu_us"),
+        "get.on-h2_cpu_vs_envoy-edge-h2": ("get.on-h2", "get.envoy-edge-h2", "cpu_us"),
+        "get.envoy-edge_cpu_vs_envoy": ("get.envoy-edge", "get.envoy", "cpu_us"),
         "post.off_cpu_vs_envoy": ("post.off", "post.envoy", "cpu_us"),
         "post.on_cpu_vs_envoy": ("post.on", "post.envoy", "cpu_us"),
         "get.off_rps_vs_fastapi": ("get.off", "get.fastapi", "rps"),
@@ -739,7 +749,7 @@ def main(argv: list[str] | None = None) -> int:
         return wanted is None or any(key == w or key.startswith(w.rstrip(".") + ".") or key.startswith(w) for w in wanted)
 
     needed = {s.server for s in scenarios if selected(s.key)}
-    if envoy is None and "envoy" in needed:
+    if envoy is None and needed & {"envoy", "envoy-edge"}:
         print("warning: envoy not found; its scenarios are skipped", file=sys.stderr)
     redis_port = None
     if any(s.redis and selected(s.key) for s in scenarios):
@@ -756,7 +766,7 @@ def main(argv: list[str] | None = None) -> int:
         token = mint_dev_token(issuer_key, "bench", "library.read library.write", lifetime=3600)
         scenarios = [s for s in build_scenarios(token, args.full, bool(args.baseline_src)) if selected(s.key)]
         if envoy is None:
-            scenarios = [s for s in scenarios if s.server != "envoy"]
+            scenarios = [s for s in scenarios if not s.server.startswith("envoy")]
         if redis_port is None:
             scenarios = [s for s in scenarios if not s.redis]
         needed = {s.server for s in scenarios}
@@ -792,6 +802,19 @@ def main(argv: list[str] | None = None) -> int:
                 "envoy", [envoy, "-c", str(config), "--concurrency", "1", "--log-level", "warn",
                           "--base-id", str(os.getpid() % 60000)],
                 f"http://127.0.0.1:{port}", lambda: http("GET", f"http://127.0.0.1:{port}{GET_PATH}")[0] == 200)
+        if "envoy-edge" in needed:  # the same certificate, JWKS and access-log destination kind as gw-on
+            from edge.devtoken import DEV_AUDIENCE, DEV_ISSUER
+
+            port = free_port()
+            config = write_envoy_config(work / "envoy-edge.yaml", port, backend_port, DESCRIPTORS, cert=cert, key=key,
+                                        jwks=jwks, issuer=DEV_ISSUER, audience=DEV_AUDIENCE,
+                                        access_log=work / "envoy-edge-access.log")
+            servers["envoy-edge"] = fleet.start(
+                "envoy-edge", [envoy, "-c", str(config), "--concurrency", "1", "--log-level", "warn",
+                               "--use-dynamic-base-id"],
+                f"https://127.0.0.1:{port}",
+                lambda: http("GET", f"https://127.0.0.1:{port}{GET_PATH}", headers={"authorization": f"Bearer {token}"})[0]
+                == 200)
         gateways = {
             "gw-base": {},
             "gw-off": {},
