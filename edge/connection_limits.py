@@ -123,6 +123,11 @@ class _LingeringTransport:
         if not self._closing:
             self._transport.resume_reading()
 
+    @property
+    def wrapped(self) -> asyncio.Transport:
+        """The transport underneath (edge/http2.py hands it to an h2c session)."""
+        return self._transport
+
     def __getattr__(self, name: str) -> Any:  # everything else as the real transport has it
         return getattr(self._transport, name)
 
@@ -135,9 +140,16 @@ def guarded_protocol(base: type[asyncio.Protocol], limits: ConnectionLimits) -> 
     head_too_large = _refusal(431, f"request line and headers exceed the limit of {limits.max_header_bytes} bytes")
 
     class Guarded(base):  # type: ignore[valid-type, misc]
-        _edge_timer: asyncio.TimerHandle | None = None
-        _edge_in_head = True  # between requests or inside a head; False inside a body
-        _edge_head_bytes = 0  # bytes received since the current head began
+        # Slots, not instance attributes: uvicorn's protocol already sets 28, and CPython keeps
+        # an instance's attributes in a ~300-byte shared-key dict only up to 29 keys (1.5 KiB
+        # from 30 on), per connection.
+        __slots__ = ("_edge_timer", "_edge_in_head", "_edge_head_bytes")
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._edge_timer: asyncio.TimerHandle | None = None
+            self._edge_in_head = True  # between requests or inside a head; False inside a body
+            self._edge_head_bytes = 0  # bytes received since the current head began
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(_LingeringTransport(transport, self._edge_input_pending))  # type: ignore[arg-type]

@@ -158,6 +158,71 @@ class PlainHeaderEncoder:
         return b"".join(out)
 
 
+class _Values(list):
+    """A setting's current value and the values waiting for acknowledgement.
+
+    h2 keeps these in `collections.deque`s: an empty-ish deque costs ~760 bytes (one
+    64-slot block), and a connection has ~13 of them (local and remote settings), most of
+    an idle h2c connection's footprint. A one- or two-item list does the same job here.
+    """
+
+    __slots__ = ()
+
+    def popleft(self) -> int | None:
+        return self.pop(0)
+
+
+class _DynamicEntries(list):
+    """hpack's dynamic table entries in a list (newest first) instead of a 760-byte deque.
+
+    At most SETTINGS_HEADER_TABLE_SIZE / 32 entries (128 at the default 4 KiB), so
+    inserting at the front costs nothing that matters, and most clients' tables stay small.
+    """
+
+    __slots__ = ()
+
+    def appendleft(self, entry: tuple[bytes, bytes]) -> None:
+        self.insert(0, entry)
+
+
+_SETTLED: dict[int, tuple[int]] = {}  # one shared `(value,)` per value: what most settings stay at
+
+
+class CompactSettings(h2.settings.Settings):
+    """h2's Settings without a deque per setting; same values, same validation.
+
+    A setting with nothing pending is a shared one-item tuple (h2 reads `[0]` and `len`);
+    a write turns it into a `_Values` list, which acknowledge() pops as it pops a deque.
+    """
+
+    def __init__(self, client: bool = True, initial_values: dict | None = None) -> None:
+        super().__init__(client=client, initial_values=initial_values)
+        self._settings = {key: _SETTLED.setdefault(values[0], (values[0],)) for key, values in self._settings.items()}
+
+    def __setitem__(self, key: Any, value: int) -> None:
+        current = self._settings.get(key)
+        if current is not None and type(current) is not _Values:
+            self._settings[key] = _Values(current)
+        super().__setitem__(key, value)  # validates; a new key gets a deque([None, value])
+        if type(self._settings[key]) is not _Values:
+            self._settings[key] = _Values(self._settings[key])
+
+
+class _FrameDispatch:
+    """h2's frame-type -> handler table, bound on lookup instead of a dict of a dozen bound
+    methods built per connection (~1.2 KB each)."""
+
+    __slots__ = ("_conn",)
+    _names = {kind: handler.__name__ for kind, handler in
+              h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))._frame_dispatch_table.items()}
+
+    def __init__(self, conn: h2.connection.H2Connection) -> None:
+        self._conn = conn
+
+    def __getitem__(self, kind: type) -> Callable[..., Any]:
+        return getattr(self._conn, self._names[kind])
+
+
 class _Stream:
     __slots__ = ("id", "scope", "chunks", "more", "closed", "event", "window", "response_started", "ended",
                  "task", "timer", "head_only", "pending_headers", "refused_status", "body_told")
@@ -198,7 +263,16 @@ class _Counter:
 
 
 class Http2Session:
-    """One HTTP/2 connection: frames in, ASGI calls out. Driven by the protocol object."""
+    """One HTTP/2 connection: frames in, ASGI calls out. Driven by the protocol object.
+
+    Slotted, and nothing per connection that an idle one does not need (an asyncio.Event
+    holds a 760-byte deque): idle connections are what a mobile edge holds most of.
+    """
+
+    __slots__ = ("protocol", "transport", "limits", "app", "loop", "root_path", "state", "tasks", "default_headers",
+                 "server", "client", "scheme", "extensions", "streams", "running", "closing", "aborted", "last_stream",
+                 "resets", "controls", "_unpaused", "_flush_pending", "_read_paused", "_timer", "_timer_kind", "_ping",
+                 "_ping_sent", "_last_input", "conn", "hard_header_limit")
 
     def __init__(self, protocol: Any, transport: Any, limits: Http2Limits, app: Any, tls: dict | None) -> None:
         self.protocol = protocol
@@ -222,8 +296,7 @@ class Http2Session:
         self.last_stream = 0
         self.resets = _Counter()
         self.controls = _Counter()
-        self.writable = asyncio.Event()
-        self.writable.set()
+        self._unpaused: asyncio.Event | None = None  # only while the socket's write buffer is full
         self._flush_pending = False
         self._read_paused = False
         self._timer: asyncio.TimerHandle | None = None  # preface/header block, or idle
@@ -239,7 +312,8 @@ class Http2Session:
         conn.encoder = PlainHeaderEncoder()
         self.hard_header_limit = 2 * limits.max_header_bytes
         # In force from the first frame (h2 would otherwise apply them only once the client acknowledges).
-        conn.local_settings = h2.settings.Settings(client=False, initial_values={
+        conn.remote_settings = CompactSettings(client=True)  # the client's: RFC 9113 defaults until it says
+        conn.local_settings = CompactSettings(client=False, initial_values={
             h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: limits.max_concurrent_streams,
             h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: self.hard_header_limit,
             h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: limits.stream_window,
@@ -247,6 +321,8 @@ class Http2Session:
             h2.settings.SettingCodes.ENABLE_PUSH: 0,
         })
         conn.decoder.max_header_list_size = self.hard_header_limit
+        conn.decoder.header_table.dynamic_entries = _DynamicEntries()
+        conn._frame_dispatch_table = _FrameDispatch(conn)
         conn.max_inbound_frame_size = limits.max_frame_size
         conn.initiate_connection()
         if limits.connection_window > 65535:
@@ -536,8 +612,9 @@ class Http2Session:
             return
         view = memoryview(body)
         while True:
-            if not self.writable.is_set():
-                await self.writable.wait()
+            unpaused = self._unpaused
+            if unpaused is not None:
+                await unpaused.wait()
             if stream.closed or self.transport.is_closing():
                 return
             if not view:
@@ -679,20 +756,26 @@ class Http2Session:
             self._ping = None
         self.closing = True
         self._close_all()
-        self.writable.set()
+        self._release_writers()
 
     def pause_writing(self) -> None:
         """The socket's buffer is full: stop producing (sends wait) and stop reading (no more ACKs to queue)."""
-        self.writable.clear()
+        if self._unpaused is None:
+            self._unpaused = asyncio.Event()
         if not self._read_paused and not self.aborted and not self.transport.is_closing():
             self._read_paused = True
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        self.writable.set()
+        self._release_writers()
         if self._read_paused and not self.aborted and not self.transport.is_closing():
             self._read_paused = False
             self.transport.resume_reading()
+
+    def _release_writers(self) -> None:
+        unpaused, self._unpaused = self._unpaused, None
+        if unpaused is not None:
+            unpaused.set()
 
     # ---- timers -------------------------------------------------------------------------------
 
@@ -781,16 +864,18 @@ def with_http2(base: type[asyncio.Protocol], limits: Http2Limits, *, h2c: bool) 
     from .tls import tls_scope_extension
 
     class Http1Or2(base):  # type: ignore[valid-type, misc]
-        _edge_h2: Http2Session | None = None
-        _edge_sniff: bytes | None = None  # plaintext: the first bytes, until they decide
-        _edge_raw: Any = None
+        __slots__ = ("_edge_h2", "_edge_sniff")  # slots: see Guarded in edge/connection_limits.py
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._edge_h2: Http2Session | None = None
+            self._edge_sniff: bytes | None = None  # plaintext: the first bytes, until they decide
 
         def connection_made(self, transport: Any) -> None:
             ssl_object = transport.get_extra_info("ssl_object")
             if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
                 self._edge_become_h2(transport, tls_scope_extension(ssl_object))
                 return
-            self._edge_raw = transport
             super().connection_made(transport)
             if ssl_object is None and h2c:
                 self._edge_sniff = b""
@@ -810,7 +895,7 @@ def with_http2(base: type[asyncio.Protocol], limits: Http2Limits, *, h2c: bool) 
                     if self.timeout_keep_alive_task is not None:
                         self.timeout_keep_alive_task.cancel()
                         self.timeout_keep_alive_task = None
-                    self._edge_become_h2(self._edge_raw, None)
+                    self._edge_become_h2(getattr(self.transport, "wrapped", self.transport), None)
                     self._edge_h2.data_received(data)  # type: ignore[union-attr]
                     return
             super().data_received(data)
@@ -818,6 +903,9 @@ def with_http2(base: type[asyncio.Protocol], limits: Http2Limits, *, h2c: bool) 
         def _edge_become_h2(self, transport: Any, tls: dict | None) -> None:
             self.transport = transport
             self.connections.add(self)
+            # HTTP/1.1's per-connection state is never used again: its parser, pipeline deque and
+            # flow control (an asyncio.Event) would stay for the connection's life.
+            self.parser = self.pipeline = self.flow = None
             self._edge_h2 = Http2Session(self, transport, limits, self.app, tls)
 
         def connection_lost(self, exc: Exception | None) -> None:
