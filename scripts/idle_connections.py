@@ -9,6 +9,14 @@ the end; nothing leaves 127.0.0.1. The file-descriptor limit is raised inside th
 (and so for the gateway it starts) with resource.setrlimit.
 
     .venv/bin/python scripts/idle_connections.py --connections 5000 [--tls]
+
+With `--load`: one gateway (one worker, plaintext) in front of the benchmark's Go backend
+(scripts/bench_backend.go, the Python demo backend if Go is missing), and a fixed-rate load
+(h2load, HTTP/1.1, the benchmark's GET) on connections of its own: its p50/p99 alone, then
+with the idle crowd held open (HTTP/1.1, then h2c), and the RSS each crowd added. The
+gateway's keep-alive timeout is raised to 10 minutes for the run, so the crowd stays.
+
+    .venv/bin/python scripts/idle_connections.py --connections 10000 --load [--rate 1000]
 """
 from __future__ import annotations
 
@@ -95,10 +103,103 @@ def measure(pid: int, count: int, opener, port: int, context: ssl.SSLContext | N
     return before, after
 
 
+def open_many(count: int, opener, port: int) -> list[socket.socket]:
+    socks = []
+    try:
+        for _ in range(count):
+            socks.append(opener(port, None))
+    except BaseException:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks
+
+
+def loaded(count: int, rate: float | None, duration: float) -> int:
+    """p99 of a fixed-rate load with and without `count` idle connections (see the module doc)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import bench_suite as bench
+
+    work = Path(tempfile.mkdtemp(prefix="edge-idle-load-"))
+    fleet = bench.Fleet(work)
+    env = dict(__import__("os").environ, PYTHONPATH=f"{ROOT / 'protos'}:{ROOT}")
+    try:
+        demo_port = free_port()
+        fleet.start("demo", [sys.executable, "-m", "edgedemo.serve", "--port", str(demo_port)], "",
+                    lambda: bench.tcp_open(demo_port), env=env)
+        backend_port, backend = demo_port, "python (the demo backend)"
+        try:
+            binary = bench.build_go_backend()
+            bench.record_replies(f"127.0.0.1:{demo_port}", work / "replies.json")
+            backend_port = free_port()
+            fleet.start("backend", [str(binary), "-port", str(backend_port), "-replies", str(work / "replies.json")],
+                        "", lambda: bench.tcp_open(backend_port))
+            backend = "go (scripts/bench_backend.go)"
+        except RuntimeError as exc:
+            print(f"warning: no Go backend ({exc}); the demo backend serves the load", file=sys.stderr)
+        port = free_port()
+        config = bench.gateway_config(work, "gw", port, backend_port)
+        config.write_text(config.read_text().replace("  plaintext: true\n",
+                                                     "  plaintext: true\n  keep_alive_timeout: 600\n"))
+        url = f"http://127.0.0.1:{port}"
+        gateway = fleet.start("gw", [sys.executable, "-m", "edge.cli", "serve", "--config", str(config),
+                                     "--log-level", "warning"], url,
+                              lambda: bench.http("GET", url + "/readyz")[0] == 200, env=env)
+        request = bench.Request("GET", bench.GET_PATH)
+        bench.run_wrk(work, url, request, 2, 32)  # warm-up
+        if rate is None:
+            top = bench.run_wrk(work, url, request, 3, 32)["rps"]
+            rate = round(top * 0.5)
+            print(f"closed-loop maximum {top:.0f} req/s; the load runs at half of it", flush=True)
+        load1 = loadavg()
+        print(f"backend {backend}; load {rate:.0f} req/s (h2load, HTTP/1.1, 16 connections) for {duration:g}s; "
+              f"load average {load1}", flush=True)
+
+        def measure_load() -> dict:
+            return bench.latency_at_rate(work, url, request, rate, duration, h1=True)
+
+        rows = []
+        alone = measure_load()
+        rows.append(("no idle connections", 0.0, alone))
+        for label, opener in (("HTTP/1.1", open_h1), ("h2c", open_h2)):
+            time.sleep(0.5)
+            before = rss_mib(gateway.pid)
+            socks = open_many(count, opener, port)
+            try:
+                time.sleep(1.0)
+                after = rss_mib(gateway.pid)
+                result = measure_load()
+                rows.append((f"{count} idle {label}", (after - before) * 1024 / count, result))
+            finally:
+                for sock in socks:
+                    sock.close()
+            time.sleep(2.0)  # the gateway handles the crowd's closes first
+            again = measure_load()  # the crowd gone: is the gateway back where it started?
+            rows.append((f"after the {label} crowd closed", 0.0, again))
+        print(f"\n{'':36} {'p50 ms':>7} {'p99 ms':>7} {'p99.9 ms':>8} {'req/s':>7}  RSS per idle conn")
+        for label, per, r in rows:
+            print(f"{label:36} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {r['p999_ms']:8.2f} {r['rps']:7.0f}  "
+                  + (f"{per:5.1f} KiB" if per else ""))
+        for label, per, r in rows:
+            if per:
+                print(f"p99 with {label}: {r['p99_ms'] / alone['p99_ms']:.2f}x the p99 alone")
+        print(f"load average at the end {loadavg()}")
+    finally:
+        fleet.stop()
+    return 0
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=5000)
     parser.add_argument("--tls", action="store_true", help="also measure h2 and HTTP/1.1 over TLS")
+    parser.add_argument("--load", action="store_true", help="p99 of a fixed-rate load with and without the crowd")
+    parser.add_argument("--rate", type=float, help="--load: requests per second (default: half the measured maximum)")
+    parser.add_argument("--duration", type=float, default=10.0, help="--load: seconds per load run (default 10)")
     args = parser.parse_args()
     count = max(1, min(args.connections, 20000))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -107,6 +208,8 @@ def main() -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
     if wanted < count + 256:
         raise SystemExit(f"RLIMIT_NOFILE hard limit {hard} is too low for {count} connections")
+    if args.load:
+        return loaded(count, args.rate, max(2.0, min(args.duration, 60.0)))
 
     from edge.devcert import ensure_dev_certificate
 
