@@ -182,3 +182,14 @@ def test_env_set_after_import_still_uses_the_shared_directory(tmp_path: Path) ->
     finally:
         del os.environ[m.MULTIPROC_ENV]
     assert value(text, "edge_auth_failures_total", reason="expired") == 1
+
+
+def test_the_cached_pid_follows_a_fork() -> None:
+    """prometheus-client asks for the pid on every write to pick the right file; the gateway
+    answers from a cache, which a forked child must not inherit."""
+    assert m._cached_pid() == os.getpid()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        os._exit(0 if m._cached_pid() == os.getpid() else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -9,6 +9,10 @@ its value class (in-memory or mmap file) when `prometheus_client.values` is
 first imported; `Metrics()` re-checks the variable when it is built and
 switches to the mmap class if the variable was set after that import, so the
 only rule is: set the variable before the first `Metrics` of a process.
+The mmap class is prometheus-client's own, built with a process identifier that
+reads a cached pid (refreshed after a fork) instead of calling `os.getpid()`: the
+library checks the pid on every `inc`/`observe`, a syscall each, ~8 per request
+(measured: observe_request 13.0 -> 8.4 µs, the in-flight gauge 3.9 -> 2.7 µs).
 `render_metrics()` then sums every process's files with
 `MultiProcessCollector`; call `mark_process_dead(pid)` when a worker exits so
 its live gauges stop counting.
@@ -63,10 +67,29 @@ def multiprocess_enabled() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))
 
 
+_pid = os.getpid()
+
+
+def _refresh_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_refresh_pid)
+
+
+def _cached_pid() -> int:
+    return _pid
+
+
 def _use_multiprocess_values() -> None:
-    """Switch prometheus-client to mmap-backed values if the env var appeared after its import."""
-    if multiprocess_enabled() and not getattr(values.ValueClass, "_multiprocess", False):
-        values.ValueClass = values.MultiProcessValue()
+    """Switch prometheus-client to mmap-backed values (with the cached pid) in multiprocess mode,
+    whether the env var was set before its import (its own mmap class) or after (in-memory class).
+    Call before the first metric of the process is made: two mmap classes would both write its files."""
+    if multiprocess_enabled() and not getattr(values.ValueClass, "_edge_cached_pid", False):
+        cls = values.MultiProcessValue(process_identifier=_cached_pid)
+        cls._edge_cached_pid = True
+        values.ValueClass = cls
 
 
 def grpc_status_label(code: int | str | grpc.StatusCode | None) -> str:
