@@ -65,6 +65,7 @@ GO_BACKEND_SOURCE = ROOT / "scripts" / "bench_backend.go"
 GO_LIBRARIES = os.environ.get("EDGE_BENCH_GOPATH", "/usr/share/gocode")  # Debian's golang-google-grpc-dev
 LIST_BOOKS = "/edgedemo.library.v1.LibraryService/ListBooks"
 CREATE_BOOK = "/edgedemo.library.v1.LibraryService/CreateBook"
+SEARCH_BOOKS = "/edgedemo.library.v1.LibraryService/SearchBooks"  # the large reply (Go backend only)
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"  # the gateway polls it (transcoding.health_interval)
 BACKEND_LABELS = {
     "go": "go (scripts/bench_backend.go, replaying the demo backend's answers)",
@@ -90,6 +91,15 @@ POST_BODY = json.dumps({
     "publishTime": "1974-05-01T00:00:00Z",
     "readDuration": "43200s",
 }, separators=(",", ":"))
+# Large messages (issue 16 item 5), with the Go backend only: a ~1 MiB reply of LARGE_BOOKS books
+# (SearchBooks, canned: the demo caps pages at 1000 and holds a few books), and a ~256 KiB CreateBook
+# body (a book with LARGE_TAGS tags) answered with the usual small book.
+LARGE_BOOKS = 3500
+LARGE_TAGS = 6500
+LARGE_GET_PATH = "/v1/books:search?q=bench&pageSize=1000"
+LARGE_POST_BODY = json.dumps({**json.loads(POST_BODY), "tags": [f"tag-{i:05d}-of-a-long-mobile-upload" for i in
+                                                                range(LARGE_TAGS)]}, separators=(",", ":"))
+LARGE_CONNECTIONS = 8  # fewer connections for the large rows: CPU per MiB, not how many MiB can queue
 BATCH_ITEMS = 10
 BATCH_BODY = json.dumps({"requests": [{"id": f"i{i}", "url": GET_PATH} for i in range(BATCH_ITEMS)]})
 DELAY_HEADER = "x-demo-delay-ms"
@@ -227,6 +237,21 @@ def bench_grpc_requests() -> dict[str, bytes]:
     return {LIST_BOOKS: list_books.SerializeToString(), CREATE_BOOK: create.SerializeToString()}
 
 
+def large_reply() -> bytes:
+    """LARGE_BOOKS books like the demo's (every field kind the GET's reply has), serialized."""
+    from edgedemo import library_pb2
+
+    reply = library_pb2.SearchBooksResponse()
+    for i in range(LARGE_BOOKS):
+        book = reply.books.add(name=f"shelves/scifi/books/b{i:05d}", title=f"A Long List Entry Number {i}",
+                               author="Ursula K. Le Guin", page_count=100 + i % 900, isbn=f"978-{i:010d}",
+                               price_cents=999 + i, genre=library_pb2.SCIENCE_FICTION,
+                               tags=["classic", "hainish-cycle", f"t{i % 37}"])
+        book.publish_time.FromSeconds(126230400 + i * 86400)
+        book.read_duration.FromSeconds(3600 + i)
+    return reply.SerializeToString()
+
+
 def build_go_backend() -> Path:
     """Compile scripts/bench_backend.go into the cache directory, once per version of the source.
 
@@ -270,9 +295,10 @@ def raw_unary(target: str, calls: dict[str, bytes]) -> dict[str, bytes]:
         return {method: channel.unary_unary(method)(request, timeout=10) for method, request in calls.items()}
 
 
-def record_replies(demo_target: str, path: Path) -> dict[str, bytes]:
-    """Ask the Python demo backend the benchmark's requests; write its answers for the Go backend to replay."""
-    replies = raw_unary(demo_target, {**bench_grpc_requests(), HEALTH_CHECK: b""})
+def record_replies(demo_target: str, path: Path, canned: dict[str, bytes] | None = None) -> dict[str, bytes]:
+    """Ask the Python demo backend the benchmark's requests; write its answers for the Go backend to replay,
+    plus `canned` answers made here (the large reply)."""
+    replies = {**raw_unary(demo_target, {**bench_grpc_requests(), HEALTH_CHECK: b""}), **(canned or {})}
     path.write_text(json.dumps({m: base64.b64encode(body).decode("ascii") for m, body in replies.items()}, indent=1)
                     + "\n")
     return replies
@@ -497,6 +523,9 @@ class Scenario:
     grpc_data: bytes = b""
     redis: bool = False
     per: int = 1  # calls per request (a batch counts its items)
+    connections: int | None = None  # instead of --connections
+    large: bool = False  # a large-message row: also CPU per MiB of its large side (Go backend only)
+    payload_bytes: int = 0  # the large side's JSON bytes per request (set from the check request for GETs)
     runs: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -530,6 +559,17 @@ def build_scenarios(token: str, full: bool, baseline: bool = False) -> list[Scen
         Scenario("post.floor", "POST bare ASGI passthrough (no framework)", "floor", "wrk", post),
         Scenario("batch.10", f"POST gateway, batch of {BATCH_ITEMS} GETs (per item)", "gw-off", "wrk",
                  Request("POST", "/v1/batch", BATCH_BODY), per=BATCH_ITEMS),
+        # Large messages: the reply (GET) or the body (POST) is the large side, CPU per MiB of it.
+        Scenario("large.get-envoy", f"GET  ~1 MiB reply ({LARGE_BOOKS} books), Envoy", "envoy", "wrk",
+                 Request("GET", LARGE_GET_PATH), connections=LARGE_CONNECTIONS, large=True),
+        Scenario("large.get-off", f"GET  ~1 MiB reply ({LARGE_BOOKS} books), gateway off", "gw-off", "wrk",
+                 Request("GET", LARGE_GET_PATH), connections=LARGE_CONNECTIONS, large=True),
+        Scenario("large.post-envoy", f"POST ~256 KiB body ({LARGE_TAGS} tags), Envoy", "envoy", "wrk",
+                 Request("POST", POST_PATH, LARGE_POST_BODY), connections=LARGE_CONNECTIONS, large=True,
+                 payload_bytes=len(LARGE_POST_BODY)),
+        Scenario("large.post-off", f"POST ~256 KiB body ({LARGE_TAGS} tags), gateway off", "gw-off", "wrk",
+                 Request("POST", POST_PATH, LARGE_POST_BODY), connections=LARGE_CONNECTIONS, large=True,
+                 payload_bytes=len(LARGE_POST_BODY)),
         # HTTP/2: the same requests, H2_STREAMS streams in flight on each of connections/H2_STREAMS connections.
         Scenario("get.envoy-h2", "GET  Envoy, HTTP/2 (h2c)", "envoy", "h2", get),
         Scenario("get.off-h2", "GET  gateway, offloads off, HTTP/2 (h2c)", "gw-off", "h2", get),
@@ -566,11 +606,13 @@ def measure(work: Path, scenario: Scenario, server: Server, duration: float, con
                             streams=min(H2_STREAMS, connections))
     else:
         assert scenario.request is not None
-        result = run_wrk(work, server.url, scenario.request, duration, connections)
+        result = run_wrk(work, server.url, scenario.request, duration, scenario.connections or connections)
     cpu = cpu_of(server.pid) - before_cpu
     calls = max(1, result["requests"]) * scenario.per
     result["cpu_us"] = cpu / calls * 1e6
     result["calls_per_s"] = result["rps"] * scenario.per
+    if scenario.payload_bytes:
+        result["cpu_us_per_mib"] = result["cpu_us"] / (scenario.payload_bytes / 2**20)
     if scenario.redis and redis_port:
         result["redis_trips"] = (redis_segments(server.pid, redis_port) - before_segs) / max(1, result["requests"])
     return result
@@ -630,7 +672,9 @@ def summarize(scenario: Scenario) -> dict[str, Any]:
     return {
         "label": scenario.label,
         "runs": len(scenario.runs),
-        **{k: stat(k) for k in ("rps", "calls_per_s", "p50_ms", "p99_ms", "p999_ms", "cpu_us", "redis_trips", "errors")},
+        **{k: stat(k) for k in ("rps", "calls_per_s", "p50_ms", "p99_ms", "p999_ms", "cpu_us", "redis_trips", "errors",
+                                "cpu_us_per_mib")},
+        **({"payload_bytes": scenario.payload_bytes} if scenario.payload_bytes else {}),
     }
 
 
@@ -690,6 +734,8 @@ def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
         "get.off-h2_cpu_vs_envoy-h2": ("get.off-h2", "get.envoy-h2", "cpu_us"),
         "post.off-h2_cpu_vs_envoy-h2": ("post.off-h2", "post.envoy-h2", "cpu_us"),
         "get.bare_cpu_vs_envoy": ("get.floor", "get.envoy", "cpu_us"),
+        "large.get_cpu_per_mib_vs_envoy": ("large.get-off", "large.get-envoy", "cpu_us_per_mib"),
+        "large.post_cpu_per_mib_vs_envoy": ("large.post-off", "large.post-envoy", "cpu_us_per_mib"),
     }
     for name, (a, b, what) in pairs.items():
         x, y = med(a, what), med(b, what)
@@ -769,6 +815,8 @@ def main(argv: list[str] | None = None) -> int:
             scenarios = [s for s in scenarios if not s.server.startswith("envoy")]
         if redis_port is None:
             scenarios = [s for s in scenarios if not s.redis]
+        if backend != "go":  # the large reply is canned in the Go backend
+            scenarios = [s for s in scenarios if not s.large]
         needed = {s.server for s in scenarios}
 
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "protos"), str(ROOT)]))
@@ -785,12 +833,13 @@ def main(argv: list[str] | None = None) -> int:
         if backend == "go":
             assert go_binary is not None
             replies_file = work / "bench-backend-replies.json"
-            replies = record_replies(f"127.0.0.1:{demo_port}", replies_file)
+            replies = record_replies(f"127.0.0.1:{demo_port}", replies_file, {SEARCH_BOOKS: large_reply()})
             backend_port = free_port()
             servers["backend"] = fleet.start(
                 "backend", [str(go_binary), "-port", str(backend_port), "-replies", str(replies_file)],
                 f"http://127.0.0.1:{backend_port}", lambda: tcp_open(backend_port))
-            if raw_unary(f"127.0.0.1:{backend_port}", {**bench_grpc_requests(), HEALTH_CHECK: b""}) != replies:
+            if raw_unary(f"127.0.0.1:{backend_port}", {**bench_grpc_requests(), HEALTH_CHECK: b"", SEARCH_BOOKS: b""}) \
+                    != replies:
                 raise SystemExit("the Go backend does not answer what the demo backend answered; see "
                                  f"{servers['backend'].log}")
             if batch_latency_wanted:
@@ -858,6 +907,8 @@ def main(argv: list[str] | None = None) -> int:
             status, body = http(s.request.method, servers[s.server].url + s.request.path, s.request.body, headers)
             if status != 200:
                 raise SystemExit(f"{s.key}: {s.request.method} {s.request.path} answered {status}: {body[:300]!r}")
+            if s.large and not s.payload_bytes:  # a large reply: its JSON, as this server prints it
+                s.payload_bytes = len(body)
         rss_start = {name: tree_rss_mib(srv.pid) for name, srv in servers.items()}
 
         print(f"edge bench: {len(scenarios)} scenarios x {runs} rounds x {duration:g}s, {connections} connections, "
@@ -932,6 +983,10 @@ def main(argv: list[str] | None = None) -> int:
         print()
         for name, value in rel.items():
             print(f"  {name:32} {value:5.2f}x")
+        for key, r in results.items():
+            if r.get("cpu_us_per_mib"):
+                print(f"  {r['label']:50} {r['payload_bytes'] / 1024:7.0f} KiB JSON  "
+                      f"{r['cpu_us_per_mib']['median'] / 1000:7.2f} ms CPU per MiB")
         for row in extra.get("latency_at_rate", []):
             print(f"  p99 added by the gateway ({row['scenario']}, {row['share_of_max']:.0%} of max = {row['rate']} req/s): "
                   f"{row['added_p99_ms']:.2f} ms (gateway {row['gateway_p99_ms']:.2f}, direct {row['direct_p99_ms']:.2f})")
