@@ -388,3 +388,39 @@ def test_case_insensitive_enums_keep_fast_and_json_format_in_step(value):
     if _outcome(fast, body)[0] == "ok":  # every enum string left is a value name, or a number
         message = kinds_pb2.Kinds.FromString(_outcome(fast, body)[1])
         assert message.color in (0, 1, 2, 3) and all(c in (0, 1, 2, 3) for c in message.colors)
+
+TIMESTAMP_SECONDS = st.one_of(st.integers(-62135596800, 253402300799),
+                              st.sampled_from([-62135596800, 253402300799, 0, -1, 86399, 86400, 951782400]),
+                              st.integers(-2**63, 2**63 - 1))  # out of range too
+NANOS = st.one_of(st.sampled_from([0, 1, 999_999_999, 1_000_000, 5_000, 120_000_000, -1, 1_000_000_000]),
+                  st.integers(-(2**31), 2**31 - 1))
+
+
+def _printed(fn, message):
+    try:
+        return "ok", fn(message)
+    except Exception:  # noqa: BLE001 - which way it refuses is the codec's business: json_format then reports it
+        return "refused", None
+
+
+@settings(max_examples=1000, deadline=None)
+@given(TIMESTAMP_SECONDS, NANOS)
+def test_fast_timestamp_print_agrees_with_to_json_string(seconds, nanos):
+    from google.protobuf import timestamp_pb2
+
+    from transcoding.fastjson import timestamp_json
+
+    message = timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+    assert _printed(timestamp_json, message) == _printed(timestamp_pb2.Timestamp.ToJsonString, message)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(st.integers(-315576000000, 315576000000), st.integers(-2**63, 2**63 - 1),
+                 st.sampled_from([0, -1, 1, 315576000000, -315576000000, 315576000001])), NANOS)
+def test_fast_duration_print_agrees_with_to_json_string(seconds, nanos):
+    from google.protobuf import duration_pb2
+
+    from transcoding.fastjson import duration_json
+
+    message = duration_pb2.Duration(seconds=seconds, nanos=nanos)
+    assert _printed(duration_json, message) == _printed(duration_pb2.Duration.ToJsonString, message)
