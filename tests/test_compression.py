@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from edge.compression import (
     BR,
     GZIP,
+    ZSTD,
     CompressionConfig,
     StreamCompressor,
     add_vary_accept_encoding,
@@ -23,11 +24,14 @@ from edge.compression import (
     compress_response,
     decompress_request,
     stream_compressor,
+    zstd_available,
 )
 from transcoding import errors
 
 BOTH = (BR, GZIP)
+ALL = (BR, ZSTD, GZIP)
 needs_brotli = pytest.mark.skipif(not brotli_available(), reason="brotli >= 1.2 not installed")
+needs_zstd = pytest.mark.skipif(not zstd_available(), reason="neither compression.zstd nor backports.zstd installed")
 
 JSON = [(b"content-type", b"application/json")]
 DOC = b'{"books":[' + b",".join(b'{"title":"Dune %d","author":"Frank Herbert"}' % i for i in range(100)) + b"]}"
@@ -66,13 +70,23 @@ DOC = b'{"books":[' + b",".join(b'{"title":"Dune %d","author":"Frank Herbert"}' 
         ("gzip;level=1", BOTH, GZIP),  # other parameters ignored
         (",, gzip ,", BOTH, GZIP),
         ("gzip;q=0, gzip", BOTH, None),  # first mention wins
+        ("zstd", BOTH, None),  # not on offer
+        ("zstd", ALL, ZSTD),
+        ("gzip, deflate, br, zstd", ALL, BR),  # what Chrome sends: equal q, br first
+        ("gzip, zstd", ALL, ZSTD),  # equal q: zstd before gzip
+        ("zstd;q=0.9, br;q=0.8, gzip", ALL, GZIP),
+        ("zstd;q=0.9, br;q=0.8", ALL, ZSTD),
+        ("br;q=0, zstd;q=0.1", ALL, ZSTD),
+        ("*, br;q=0", ALL, ZSTD),
+        ("ZSTD;Q=1", ALL, ZSTD),
+        ("zstd;q=0, *;q=0.5", (ZSTD, GZIP), GZIP),
     ],
 )
 def test_choose_encoding(header, available, expected) -> None:
     assert choose_encoding(header, available) == expected
 
 
-@pytest.mark.parametrize("encoding", [GZIP, pytest.param(BR, marks=needs_brotli)])
+@pytest.mark.parametrize("encoding", [GZIP, pytest.param(BR, marks=needs_brotli), pytest.param(ZSTD, marks=needs_zstd)])
 def test_round_trip_through_the_request_decoder(encoding: str) -> None:
     packed = compress(DOC, encoding)
     assert len(packed) < len(DOC)
@@ -228,12 +242,16 @@ def _inflater(encoding: str):
     if encoding == GZIP:
         z = zlib.decompressobj(31)
         return z.decompress
+    if encoding == ZSTD:
+        from edge.compression import zstd
+
+        return zstd.ZstdDecompressor().decompress
     import brotli
 
     return brotli.Decompressor().process
 
 
-@pytest.mark.parametrize("encoding", [GZIP, pytest.param(BR, marks=needs_brotli)])
+@pytest.mark.parametrize("encoding", [GZIP, pytest.param(BR, marks=needs_brotli), pytest.param(ZSTD, marks=needs_zstd)])
 def test_stream_lines_are_decodable_as_they_arrive(encoding: str) -> None:
     packer = StreamCompressor(encoding)
     inflate = _inflater(encoding)
@@ -280,3 +298,74 @@ def test_config_errors_name_the_problem() -> None:
     assert CompressionConfig(min_size="2KiB", max_decompressed_bytes="1MiB").min_size == 2048
     assert CompressionConfig().decompression_limit(4096) == 4096
     assert CompressionConfig(max_decompressed_bytes=100).decompression_limit(4096) == 100
+
+
+# ---- zstd (RFC 8878; RFC 9659 for HTTP) -------------------------------------------------------
+
+
+@needs_zstd
+def test_zstd_frames_and_defaults() -> None:
+    from edge.compression import zstd
+
+    assert zstd.decompress(compress(DOC, ZSTD)) == DOC  # a standard frame any zstd decoder reads
+    two_frames = zstd.compress(b"hello ") + zstd.compress(b"world")
+    assert decompress_request(two_frames, "zstd", 100) == b"hello world"
+    assert decompress_request(zstd.compress(b"x" * 100), "zstd", 100) == b"x" * 100  # exactly at the limit
+    assert decompress_request(zstd.compress(b"x" * 100), "ZSTD", 100) == b"x" * 100
+    assert ZSTD in CompressionConfig().available()
+    assert CompressionConfig().available().index(BR if brotli_available() else ZSTD) == 0
+    assert CompressionConfig(zstd_level=19).level_for(ZSTD) == 19
+    with pytest.raises(ValidationError, match="less than or equal to 19"):
+        CompressionConfig(zstd_level=22)
+
+
+@needs_zstd
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda z: b"not zstd at all", errors.BadRequest, "not valid zstd"),
+        (lambda z: z.compress(DOC)[:-7], errors.BadRequest, "truncated zstd"),
+        (lambda z: z.compress(DOC) + b"junk", errors.BadRequest, "not valid zstd"),
+        (lambda z: z.compress(b"x" * 101), errors.PayloadTooLarge, "more than the limit of 100 bytes"),
+        (lambda z: z.compress(b"x" * 60) + z.compress(b"y" * 60), errors.PayloadTooLarge, "limit of 100 bytes"),
+    ],
+)
+def test_bad_zstd_bodies_are_client_errors(make, error, message) -> None:
+    from edge.compression import zstd
+
+    limit = 100 if error is errors.PayloadTooLarge else 1 << 20
+    with pytest.raises(error, match=message):
+        decompress_request(make(zstd), "zstd", limit)
+
+
+@needs_zstd
+def test_zstd_bomb_is_refused_after_at_most_the_limit() -> None:
+    from edge.compression import zstd
+
+    packer = zstd.ZstdCompressor(level=1)
+    zero_mib = bytes(1 << 20)
+    bomb = b"".join(packer.compress(zero_mib) for _ in range(256)) + packer.flush()  # 256 MiB of zeros
+    assert len(bomb) < 1 << 20
+    limit = 4 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(errors.PayloadTooLarge, match=f"limit of {limit} bytes"):
+            decompress_request(bomb, "zstd", limit)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * limit
+
+
+@needs_zstd
+def test_zstd_window_past_rfc_9659_and_the_limit_is_refused_before_decoding() -> None:
+    from edge.compression import zstd
+
+    # A frame whose window is 16 MiB (an encoder may ask for up to 2 GiB): over 8 MiB and the 4 MiB limit.
+    wide = {zstd.CompressionParameter.window_log: 27}
+    big = zstd.compress(os.urandom(64) * (1 << 18), options=wide)
+    assert zstd.get_frame_info(big).decompressed_size == 16 << 20
+    with pytest.raises(errors.BadRequest, match="not valid zstd"):
+        decompress_request(big, "zstd", 4 << 20)
+    # The same frame is fine when the operator's limit is above it: memory stays within the limit's order.
+    assert len(decompress_request(big, "zstd", 32 << 20)) == 16 << 20
