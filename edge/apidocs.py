@@ -7,7 +7,7 @@ generated from it work on multi-segment routes.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .backends import BackendRegistry
 from .config import GatewayConfig
@@ -49,12 +49,23 @@ def security_info(config: GatewayConfig, policies: "PolicyResolver | None") -> S
     return SecurityInfo(schemes=schemes, requirements_for=requirements_for)
 
 
+def document_options(config: GatewayConfig) -> dict[str, Any]:
+    """What the config adds to the document beyond the protos (`build_openapi` keywords)."""
+    options: dict[str, Any] = {}
+    if config.partial_responses.enabled:
+        from .partial import openapi_parameters
+
+        options["extra_parameters"] = openapi_parameters(config.partial_responses)
+    return options
+
+
 class ApiDocs:
     def __init__(self, config: GatewayConfig, registry: BackendRegistry, policies: "PolicyResolver | None") -> None:
         self.registry = registry
         self.cache = OpenApiCache(
             security=security_info(config, policies),
             expand_path_patterns=True,
+            **document_options(config),
         )
 
     async def respond(self, path: str, send: Send, id_header: tuple[bytes, bytes]) -> None:

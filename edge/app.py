@@ -16,6 +16,7 @@ from . import compression
 from .apidocs import DOCS_PATH, OPENAPI_PATH, ApiDocs
 from .backends import BackendRegistry
 from .batch import BatchEndpoint
+from .conditional import weaken_etag
 from .config import GatewayConfig
 from .cors import build_cors
 from .errors import EXPECTED
@@ -165,6 +166,8 @@ class GatewayApp:
                 opted_out = record.grpc_method is not None and self._route_opted_out(record.grpc_method, record.route, call.http_method)
                 out = compression.compress_response(
                     config.compression, headers.get("accept-encoding"), reply.headers, reply.body, opted_out=opted_out)
+                if out is not reply.body and pipeline.caching is not None:
+                    weaken_etag(reply.headers)  # a coded reply's tag is weak (edge/conditional.py)
                 await send_response(send, reply.status, reply.headers, out)
                 status, sent = reply.status, len(out)
             else:  # a stream, already written

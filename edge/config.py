@@ -20,6 +20,8 @@ from .auth.config import AuthConfig
 from .batch_config import BatchConfig
 from .compression import CompressionConfig
 from .cors.config import CorsConfig
+from .conditional import CachingConfig
+from .partial import PartialResponsesConfig
 from .observability.accesslog import AccessLogConfig
 from .observability.tracing import TracingConfig
 from .idempotency.config import IdempotencyConfig
@@ -209,6 +211,12 @@ class GatewayConfig(Section):
     access_log: AccessLogConfig = Field(default_factory=AccessLogConfig)
     tracing: TracingConfig = Field(default_factory=TracingConfig)
     compression: CompressionConfig = Field(default_factory=CompressionConfig)
+    partial_responses: PartialResponsesConfig = Field(
+        default_factory=PartialResponsesConfig, description="the `fields` system parameter (edge/partial.py)"
+    )
+    caching: CachingConfig | None = Field(
+        None, description="ETags, If-None-Match and Cache-Control on GET routes (edge/conditional.py); off when absent"
+    )
     overload: Overload = Field(default_factory=Overload)
     cors: CorsConfig | None = Field(None, description="browser calls from other origins; off when absent")
 

@@ -83,7 +83,8 @@ async def read_body(receive: Receive, headers: dict[str, str], limit: int) -> by
 
 
 async def send_response(send: Send, status: int, headers: RawHeaders, body: bytes) -> None:
-    headers.append((b"content-length", str(len(body)).encode()))
+    if status != 304:  # a 304 has no content, and its Content-Length could only be the 200's (RFC 9110 8.6)
+        headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

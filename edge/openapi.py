@@ -667,8 +667,10 @@ class _Document:
         options: TranscodingOptions,
         expand_path_patterns: bool,
         security: SecurityInfo | None,
+        extra_parameters: Callable[[Route], list[dict[str, Any]]] | None = None,
     ) -> None:
         self.options = options
+        self.extra_parameters = extra_parameters  # parameters the gateway adds to routes (`fields`)
         self.comments = comments
         self._expand = expand_path_patterns
         self._components: dict[str, dict[str, Any]] = {}
@@ -774,6 +776,8 @@ class _Document:
             operation["summary"] = f"{service.name}.{method.name}"
         parameters = [p.as_parameter() for p in path_params]
         parameters.extend(self._query(route))
+        if self.extra_parameters is not None:
+            parameters.extend(self.extra_parameters(route))
         if parameters:
             operation["parameters"] = parameters
         if binding.body:
@@ -960,8 +964,14 @@ def build_openapi(
     files: Iterable[descriptor_pb2.FileDescriptorProto] = (),
     expand_path_patterns: bool = False,
     description: str | None = None,
+    extra_parameters: Callable[[Route], list[dict[str, Any]]] | None = None,
+    extra_operations: Callable[[Any, RouteTable], None] | None = None,
 ) -> dict[str, Any]:
     """The OpenAPI 3.1 document of every route in `table`.
+
+    `extra_parameters(route)` and `extra_operations(document, table)` add what
+    the gateway itself serves beyond the protos (edge/apidocs.py
+    `document_options`: the `fields` parameter, composed routes).
 
     `options` (default: the table's own, the gateway-wide transcoding options)
     say how field names and zero values are printed, so the schemas say what
@@ -974,9 +984,12 @@ def build_openapi(
         options=options,
         expand_path_patterns=expand_path_patterns,
         security=security,
+        extra_parameters=extra_parameters,
     )
     for route in table.routes:
         doc.add(route)
+    if extra_operations is not None:
+        extra_operations(doc, table)
     doc.base_schemas.message(status_pb2.Status.DESCRIPTOR)  # error bodies: the gateway's own printing
     components: dict[str, Any] = {"schemas": doc.finish()}
     components["schemas"][STATUS_SCHEMA]["description"] = _STATUS_DESCRIPTION
@@ -1057,6 +1070,9 @@ async def build_from_config(config: GatewayConfig, **options: Any) -> tuple[dict
     the document; None when some backend failed to load."""
     from .backends import BackendRegistry
 
+    from .apidocs import document_options
+
+    options = {**document_options(config), **options}
     registry = BackendRegistry(config)
     try:
         report = await registry.start(watch=False)

@@ -14,6 +14,10 @@ limits and errors. In order:
 5. Idempotency-Key: reserve, or replay, or refuse;
 6. the gRPC call, then the stored outcome for idempotent retries.
 
+Two REST-adapter stages sit on either side of the call when configured: the
+`fields` system parameter (edge/partial.py: taken out of the query, the reply
+trimmed) and conditional GETs (edge/conditional.py: ETag, Cache-Control, 304).
+
 What happened on the way is kept in `CallRecord` for the access log and metrics.
 """
 from __future__ import annotations
@@ -43,6 +47,8 @@ from .proxy import (
 from .ratelimit import RateLimitContext, RateLimitDecision, RateLimiter, rate_limit_headers, refusal
 
 if TYPE_CHECKING:
+    from .conditional import ConditionalGets
+    from .partial import PartialResponses
     from .auth import AuthOutcome, Authenticator, EffectivePolicy, PolicyResolver, Principal
 
 Bindings = list[tuple[tuple[str, ...], str]]
@@ -105,8 +111,12 @@ class Pipeline:
         limiter: RateLimiter | None = None,
         idempotency: IdempotencyEngine | None = None,
         store: Any | None = None,
+        partial: PartialResponses | None = None,
+        caching: ConditionalGets | None = None,
     ) -> None:
         self.config = config
+        self.partial = partial  # the `fields` system parameter (REST)
+        self.caching = caching  # ETag / If-None-Match / Cache-Control (REST)
         self.store = store  # the shared state store behind limits and idempotency, if any
         self.registry = registry
         self.authenticator = authenticator
@@ -247,11 +257,16 @@ class Pipeline:
         limit_headers = await self.charge(call, route, record)
         headers_out = list(extra_headers) + limit_headers
         query = parse_query(call.query_string, route.options.query_unescape_plus)
+        mask = None
+        if self.partial is not None and (b"fields" in call.query_string or b"%" in call.query_string):
+            query, mask = self.partial.take(route, query)
         content_type = call.headers.get("content-type")
         if route.client_streaming:
             request: Any = iterate(route.request_codec.decode_stream(bindings, query, call.body, content_type))
         else:
             request = route.request_codec.decode(bindings, query, call.body, content_type)
+            if mask is not None:
+                mask.prepare(request)
         timeout = self.deadline(call, route)
         metadata = self.metadata(call, route, policy)
 
@@ -296,13 +311,19 @@ class Pipeline:
 
         record.called = True
         pending = forward_unary(route, request, timeout=timeout, metadata=metadata, response_metadata=route.options.response_metadata)
+        if mask is not None:  # trimmed before an idempotent outcome is stored, so a replay is trimmed too
+            pending = mask.trimmed(pending)
         if begin is None:
             outcome = await pending
         else:
             outcome = await self._keyed_call(begin, pending)
             await self._settle(begin, outcome)
         record.backend_seconds, record.grpc_code, record.http_status = outcome.backend_seconds, outcome.grpc_code, outcome.status
-        return Reply(outcome.status, headers_out + outcome.headers, outcome.body, outcome.grpc_code)
+        reply = Reply(outcome.status, headers_out + outcome.headers, outcome.body, outcome.grpc_code)
+        if self.caching is not None:
+            reply = self.caching.finish(call, route, policy, reply, outcome.backend_metadata)
+            record.http_status = reply.status
+        return reply
 
     async def _keyed_call(self, begin: Any, call: Coroutine[Any, Any, CallOutcome]) -> CallOutcome:
         """A call under an Idempotency-Key runs to its end even when its caller is cancelled

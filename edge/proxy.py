@@ -38,6 +38,7 @@ class CallOutcome:
     headers: RawHeaders
     backend_seconds: float = 0.0
     sent_bytes: int = 0  # streams: bytes written to the client
+    backend_metadata: Metadata = ()  # unary replies: initial then trailing metadata (edge/conditional.py reads it)
 
 
 def metadata_headers(metadata: Metadata) -> RawHeaders:
@@ -77,7 +78,10 @@ async def forward_unary(
     headers = [(b"content-type", content_type.encode("latin-1"))]
     if response_metadata:
         headers += metadata_headers(result.initial_metadata) + metadata_headers(result.trailing_metadata)
-    return CallOutcome(200, 0, body, headers, elapsed)
+    outcome = CallOutcome(200, 0, body, headers, elapsed)
+    if result.initial_metadata or result.trailing_metadata:
+        outcome.backend_metadata = (*result.initial_metadata, *result.trailing_metadata)
+    return outcome
 
 
 async def forward_stream(

@@ -51,9 +51,20 @@ async def build_pipeline(config: GatewayConfig, registry: BackendRegistry) -> tu
 
         idempotency = IdempotencyEngine(config.idempotency, store, longest_lock=longest_lock(config))
         closers.append(idempotency.close)  # closed before the store (closers run in reverse)
+    partial = caching = None
+    if config.partial_responses.enabled:
+        from .partial import PartialResponses
+
+        partial = PartialResponses(config.partial_responses)
+        registry.on_rebuild.append(partial.clear)  # plans hold routes of the table they were made for
+    if config.caching is not None:
+        from .conditional import ConditionalGets
+
+        caching = ConditionalGets(config.caching, config)
+        registry.on_rebuild.append(caching.clear)
     pipeline = Pipeline(
         config, registry, authenticator=authenticator, policies=policies, limiter=limiter, idempotency=idempotency,
-        store=store,
+        store=store, partial=partial, caching=caching,
     )
     return pipeline, closers
 

@@ -16,3 +16,9 @@ def test_example_config_validates():
     assert {p.name for p in config.rate_limits.policies} == {"per-user", "per-user-burst", "per-ip", "writes"}
     assert config.cors is not None and config.cors.allow_credentials
     assert config.cors.effective(config.cors.routes[0]).allow_origins == ["*"]
+
+
+def test_example_config_shows_the_mobile_sections():
+    config = load_config(EXAMPLE)
+    assert config.caching is not None and config.caching.routes[0].cache_control == "max-age=60"
+    assert config.partial_responses.enabled and config.partial_responses.read_mask
