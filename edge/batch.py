@@ -10,7 +10,9 @@ get alone. What the batch adds on top:
   batch never half-runs for lack of budget;
 * an `Idempotency-Key` on the batch makes the whole answer replayable;
 * a dependency graph (`dependsOn`, and references between results) run with
-  bounded parallelism, per batch and per backend;
+  bounded parallelism, per batch and per backend (the reference syntax is
+  edge/references.py's, the graph checks and scheduler edge/graph.py's, both
+  shared with composed routes);
 * one deadline for the whole batch, and cancellation of outstanding calls
   when it passes or the client goes away.
 
@@ -26,11 +28,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import graphlib
 import json
-import math
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
@@ -45,6 +44,7 @@ from transcoding.codec import load_json
 from . import compression
 from .auth import AuthError, EffectivePolicy
 from .batch_config import BatchConfig
+from .graph import GraphError, check_graph, run_graph
 from .http import (
     JSON_CONTENT_TYPE,
     ClientDisconnected,
@@ -59,15 +59,14 @@ from .http import (
 )
 from .idempotency import BeginState, StoredResponse
 from .pipeline import Call, CallRecord, Pipeline, Reply, client_deadline
+from .references import ABSENT, BATCH, MAX_DEPTH, Reference, TooDeep, body_references, follow, references
+from .references import substitute, substitute_url
 
 __all__ = ["BatchConfig", "BatchDeadlineExceeded", "BatchEndpoint", "BatchResult", "FailedDependency", "ItemResult"]
 
 ITEM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _METHOD = re.compile(r"^[A-Za-z]{1,16}$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
-# Anything in double braces is looked at; it is a reference when it reads {{<id>.body[.<segment>...]}}.
-_BRACES = re.compile(r"\{\{(.*?)\}\}")
-_REFERENCE = re.compile(r"^([A-Za-z0-9_-]{1,64})\.body((?:\.[^.{}]+)*)$")
 _ITEM_KEYS = frozenset({"id", "method", "url", "headers", "body", "dependsOn"})
 # The gateway's own endpoints: never items, whatever the route table says.
 _OWN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/metrics"})
@@ -88,16 +87,7 @@ class BatchDeadlineExceeded(errors.TranscodeError):
     grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
-_ABSENT: Any = object()
-
-
-@dataclass
-class Reference:
-    """`{{<item>.body.<path>}}`: `path` is the field names and list indices after `body`."""
-
-    text: str
-    item: str
-    path: tuple[str, ...]
+_ABSENT: Any = ABSENT
 
 
 @dataclass
@@ -259,40 +249,24 @@ class BatchEndpoint:
         """Run every item within the deadline; False when the client disconnected."""
         results = {item.id: ItemResult(item.id, _placeholder_call(call, item), CallRecord()) for item in items}
         result.items = [results[item.id] for item in items]
-        done = {item.id: asyncio.Event() for item in items}
+        by_id = {item.id: item for item in items}
         slots = asyncio.Semaphore(self.config.max_concurrency)
-        tasks = {
-            asyncio.create_task(self._run_item(pipeline, call, item, results, done, slots), name=f"batch-item-{item.id}"): item
-            for item in items
-        }
-        watcher = asyncio.create_task(_disconnected(receive))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        pending = set(tasks)
-        try:
-            while pending:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                finished, _ = await asyncio.wait(pending | {watcher}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-                if watcher in finished:
-                    return False
-                pending -= finished
-        finally:
-            watcher.cancel()
-            for task in pending:
-                task.cancel()  # cancels the grpc.aio call the task is awaiting: the backend sees CANCELLED
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
-        for task, item in tasks.items():
-            if task in pending or task.cancelled():
-                late = results[item.id]
-                exc = BatchDeadlineExceeded(f"the batch deadline of {timeout:g}s passed before item {item.id!r} finished")
-                late.reply = pipeline.error_reply(exc, late.call, late.record)
-                late.value = _json_value(late.reply)
-                late.seconds = perf_counter() - late.started if late.started is not None else 0.0
-            elif task.exception() is not None:  # _run_item answers every Exception; this is a bug
-                raise task.exception()  # type: ignore[misc]
+
+        async def run(item_id: str) -> None:
+            await self._run_item(pipeline, call, by_id[item_id], results, slots)
+
+        outcome = await run_graph(
+            [item.id for item in items], {item.id: item.depends_on for item in items}, run,
+            timeout=timeout, stop=_disconnected(receive),
+        )
+        if outcome.stopped:
+            return False
+        for item_id in outcome.late:
+            late = results[item_id]
+            exc = BatchDeadlineExceeded(f"the batch deadline of {timeout:g}s passed before item {item_id!r} finished")
+            late.reply = pipeline.error_reply(exc, late.call, late.record)
+            late.value = _json_value(late.reply)
+            late.seconds = perf_counter() - late.started if late.started is not None else 0.0
         return True
 
     async def _run_item(
@@ -301,11 +275,9 @@ class BatchEndpoint:
         batch: Call,
         item: Item,
         results: dict[str, ItemResult],
-        done: dict[str, asyncio.Event],
         slots: asyncio.Semaphore,
     ) -> None:
-        for dep in item.depends_on:
-            await done[dep].wait()
+        """One item, its dependencies done (edge/graph.py waits for them)."""
         mine = results[item.id]
         call = mine.call
         mine.started = perf_counter()
@@ -316,9 +288,10 @@ class BatchEndpoint:
                 raise FailedDependency(f"item {item.id!r} was not sent: its dependency {statuses}")
             url, body = item.url, item.body
             if item.has_references:
-                url = _substitute_url(url, results)
+                resolve = _resolver(results)
+                url = substitute_url(url, resolve, BATCH)
                 if body is not _ABSENT:
-                    body = _substitute(body, results, "body")
+                    body = substitute(body, resolve, BATCH, "body")
             _fill_call(call, url, body, item, batch.headers, self.path, _credential_headers(pipeline))
             async with slots:
                 backend = _backend_of(pipeline, call)
@@ -330,7 +303,6 @@ class BatchEndpoint:
         if item.method == "HEAD":
             reply.body = b""  # as alone: a HEAD answer has no body
         mine.reply, mine.value, mine.seconds = reply, _json_value(reply), perf_counter() - mine.started
-        done[item.id].set()
 
     def _backend_slot(self, backend: str) -> asyncio.Semaphore:
         slot = self._backend_slots.get(backend)
@@ -368,7 +340,10 @@ def parse_batch(body: bytes, config: BatchConfig) -> list[Item]:
         )
     known = frozenset(raw["id"] for raw in raw_items if isinstance(raw, dict) and isinstance(raw.get("id"), str))
     items = [_parse_item(i, raw, known) for i, raw in enumerate(raw_items)]
-    _check_graph(items)
+    try:
+        check_graph([item.id for item in items], {item.id: item.depends_on for item in items})
+    except GraphError as exc:
+        raise errors.BadRequest(str(exc), field="requests") from None
     return items
 
 
@@ -416,15 +391,15 @@ def _parse_item(index: int, raw: Any, known: frozenset[str]) -> Item:
     body = raw.get("body", _ABSENT)
     if body is None:
         body = _ABSENT
-    references = list(_references(url, f"{where}.url", known))
+    found = list(references(url, f"{where}.url", BATCH, known))
     if body is not _ABSENT:
         try:
-            references += _body_references(body, f"{where}.body", known)
-        except _TooDeep:
+            found += body_references(body, f"{where}.body", BATCH, known)
+        except TooDeep:
             raise errors.BadRequest(
-                f"{where}.body is nested more than {_MAX_BODY_DEPTH} levels deep", field=f"{where}.body"
+                f"{where}.body is nested more than {MAX_DEPTH} levels deep", field=f"{where}.body"
             ) from None
-    implied = [r.item for r in references]
+    implied = [r.source for r in found]
     return Item(
         id=item_id,
         method=method.upper(),
@@ -432,137 +407,29 @@ def _parse_item(index: int, raw: Any, known: frozenset[str]) -> Item:
         headers=headers,
         body=body,
         depends_on=tuple(dict.fromkeys([*depends, *implied])),
-        has_references=bool(references),
+        has_references=bool(found),
     )
 
 
-def _references(text: str, where: str, known: frozenset[str] = frozenset()) -> Iterator[Reference]:
-    """The references in `text`; double braces that start with a known item id but are not
-    a reference are refused (a typo must not be sent on as literal text)."""
-    for match in _BRACES.finditer(text):
-        inner = match.group(1)
-        ref = _REFERENCE.match(inner)
-        if ref is not None:
-            path = tuple(ref.group(2).split(".")[1:])
-            yield Reference(match.group(0), ref.group(1), path)
-        elif inner.split(".", 1)[0].strip() in known:
+def _resolver(results: dict[str, ItemResult]):
+    """A reference's value from an earlier item's JSON answer; a 400 for the item when there is none."""
+
+    def resolve(ref: Reference, where: str) -> Any:
+        value = results[ref.source].value
+        if value is _ABSENT:
             raise errors.BadRequest(
-                f"{where}: {match.group(0)!r} is not a valid reference; write {{{{<id>.body.<field>}}}}, "
-                "with list indices as numbers (e.g. {{list.body.books.0.name}})",
+                f"{where}: reference {ref.text} has no value: item {ref.source!r} answered no JSON body", field=where
+            )
+        found = follow(value, ref.path)
+        if found is ABSENT:
+            dotted = ".".join(ref.path) or "(the whole body)"
+            raise errors.BadRequest(
+                f"{where}: reference {ref.text} has no value: the body of item {ref.source!r} has nothing at {dotted}",
                 field=where,
             )
+        return found
 
-
-# No request message nests deeper than the codec reads (transcoding.codec); the walks
-# over item bodies are recursive, so a deeper body is refused here, before any of them.
-_MAX_BODY_DEPTH = 100
-
-
-class _TooDeep(Exception):
-    pass
-
-
-def _body_references(value: Any, where: str, known: frozenset[str], depth: int = 0) -> list[Reference]:
-    if isinstance(value, str):
-        return list(_references(value, where, known))
-    if isinstance(value, (list, dict)) and depth >= _MAX_BODY_DEPTH:
-        raise _TooDeep()
-    if isinstance(value, list):
-        return [r for i, v in enumerate(value) for r in _body_references(v, f"{where}[{i}]", known, depth + 1)]
-    if isinstance(value, dict):
-        return [r for k, v in value.items() for r in _body_references(v, f"{where}.{k}", known, depth + 1)]
-    if isinstance(value, float) and not math.isfinite(value):
-        raise errors.BadRequest(f"{where}: number out of range for a double", field=where)
-    return []
-
-
-def _check_graph(items: list[Item]) -> None:
-    """Duplicate ids, unknown ids and cycles are 400s for the whole batch, naming the ids."""
-    ids = [item.id for item in items]
-    seen = set(ids)
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
-    if duplicates:
-        raise errors.BadRequest(f"duplicate item id(s): {', '.join(duplicates)}", field="requests")
-    unknown = [(item.id, dep) for item in items for dep in item.depends_on if dep not in seen]
-    if unknown:
-        named = "; ".join(f"item {owner!r} depends on unknown id {dep!r}" for owner, dep in unknown)
-        raise errors.BadRequest(f"unknown dependency: {named}", field="requests")
-    sorter = graphlib.TopologicalSorter({item.id: item.depends_on for item in items})
-    try:
-        sorter.prepare()
-    except graphlib.CycleError as exc:
-        cycle = exc.args[1]
-        raise errors.BadRequest(
-            f"dependency cycle between items {' -> '.join(cycle)}; dependsOn and references must not form a cycle",
-            field="requests",
-        ) from None
-
-
-# ---- references --------------------------------------------------------------------------------
-
-
-def _lookup(ref: Reference, results: dict[str, ItemResult], where: str) -> Any:
-    value = results[ref.item].value
-    dotted = ".".join(ref.path) or "(the whole body)"
-    if value is _ABSENT:
-        raise errors.BadRequest(f"{where}: reference {ref.text} has no value: item {ref.item!r} answered no JSON body", field=where)
-    for segment in ref.path:
-        if isinstance(value, dict) and segment in value:
-            value = value[segment]
-        elif isinstance(value, list) and segment.isdigit() and int(segment) < len(value):
-            value = value[int(segment)]
-        else:
-            raise errors.BadRequest(
-                f"{where}: reference {ref.text} has no value: the body of item {ref.item!r} has nothing at {dotted}",
-                field=where,
-            )
-    return value
-
-
-def _as_text(ref: Reference, value: Any, where: str) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return orjson.dumps(value).decode()
-    kind = "null" if value is None else type(value).__name__.replace("dict", "an object").replace("list", "an array")
-    raise errors.BadRequest(
-        f"{where}: reference {ref.text} is {kind}; only a string, number or boolean can sit inside a longer string",
-        field=where,
-    )
-
-
-def _substitute(value: Any, results: dict[str, ItemResult], where: str) -> Any:
-    """Body strings with references resolved; a string that is one whole reference takes the value's JSON type."""
-    if isinstance(value, str):
-        refs = list(_references(value, where))
-        if not refs:
-            return value
-        if len(refs) == 1 and refs[0].text == value:
-            return _lookup(refs[0], results, where)
-        return _BRACES.sub(lambda m: _replace(m, refs, results, where, encode=False), value)
-    if isinstance(value, list):
-        return [_substitute(v, results, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, dict):
-        return {k: _substitute(v, results, f"{where}.{k}") for k, v in value.items()}
-    return value
-
-
-def _substitute_url(url: str, results: dict[str, ItemResult]) -> str:
-    refs = list(_references(url, "url"))
-    if not refs:
-        return url
-    return _BRACES.sub(lambda m: _replace(m, refs, results, "url", encode=True), url)
-
-
-def _replace(match: re.Match[str], refs: list[Reference], results: dict[str, ItemResult], where: str, *, encode: bool) -> str:
-    ref = next((r for r in refs if r.text == match.group(0)), None)
-    if ref is None:
-        return match.group(0)
-    text = _as_text(ref, _lookup(ref, results, where), where)
-    # In a URL a value is percent-encoded except '/', so resource names such as shelves/1 stay paths.
-    return quote(text, safe="/") if encode else text
+    return resolve
 
 
 # ---- one item's call -----------------------------------------------------------------------------
