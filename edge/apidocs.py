@@ -56,6 +56,10 @@ def document_options(config: GatewayConfig) -> dict[str, Any]:
         from .partial import openapi_parameters
 
         options["extra_parameters"] = openapi_parameters(config.partial_responses)
+    if config.compose:
+        from .compose import openapi_operations
+
+        options["extra_operations"] = openapi_operations(config)
     return options
 
 

@@ -16,6 +16,7 @@ from . import compression
 from .apidocs import DOCS_PATH, OPENAPI_PATH, ApiDocs
 from .backends import BackendRegistry
 from .batch import BatchEndpoint
+from .compose import ComposedRoutes
 from .conditional import weaken_etag
 from .config import GatewayConfig
 from .cors import build_cors
@@ -54,6 +55,7 @@ class GatewayApp:
         self._closers: list[Any] = []
         self._client_ip = _client_ip_resolver(config)
         self.batch = BatchEndpoint(config.batch) if config.batch is not None else None
+        self.compose = ComposedRoutes(config) if config.compose else None
         self.observer: RequestObserver | None = None
         self.docs: ApiDocs | None = None
         self.readiness: Readiness | None = None
@@ -136,6 +138,10 @@ class GatewayApp:
             return await docs.respond(path, send, id_header)
         if self.batch is not None and path == self.batch.path:  # before any route: the batch runs its items through the pipeline
             return await self._batch(pipeline, observer, scope, receive, send, headers, request_id)
+        if self.compose is not None:  # composed routes shadow the route table (edge/compose.py)
+            composed = self.compose.match(scope["method"], _raw_path(scope))
+            if composed is not None:
+                return await self._compose(pipeline, observer, scope, receive, send, headers, request_id, composed)
         started = perf_counter()
         call = Call(
             http_method=scope["method"],
@@ -215,6 +221,26 @@ class GatewayApp:
         status, sent = await self.cors.preflight(self.registry.table, call.raw_path, headers, send, id_header, record)
         observer.finish(call, record, http_status=status, bytes_out=sent, total_s=perf_counter() - started,
                         path=scope["path"], http_version=scope["http_version"])
+
+    async def _compose(self, pipeline: Pipeline, observer: RequestObserver, scope: Scope, receive: Receive, send: Send,
+                       headers: dict[str, str], request_id: str, composed: tuple[Any, dict[str, str]]) -> None:
+        """One access-log line for the composed request and one per part (as batch items)."""
+        started = perf_counter()
+        assert self.compose is not None
+        route, variables = composed
+        with observer.metrics.inflight():
+            result = await self.compose.handle(pipeline, route, variables, scope, receive, send, headers, request_id,
+                                               self._client_ip(scope, headers))
+        for item in result.items:
+            if item.reply is None:
+                continue  # not run (its key not selected, or the client left)
+            observer.finish(item.call, item.record, http_status=item.reply.status, bytes_out=len(item.reply.body),
+                            total_s=item.seconds, path=item.call.raw_path, batch_id=request_id,
+                            http_version=scope["http_version"])
+        if not result.disconnected:
+            observer.finish(result.call, result.record, http_status=result.record.http_status or 0,
+                            bytes_out=result.bytes_out, total_s=perf_counter() - started, path=scope["path"],
+                            http_version=scope["http_version"])
 
     async def _ready(self, send: Send, id_header: tuple[bytes, bytes]) -> None:
         if self.readiness is None:  # not started yet

@@ -68,6 +68,9 @@ async def _check(config: GatewayConfig, anchor: str | None = None, warnings: lis
         problems.extend(str(p) for p in report.problems)
         if not report.failed:  # with a backend missing, its routes would all look unmatched
             problems.extend(unmatched_patterns(config, registry.table))
+            from .compose import compose_problems
+
+            problems.extend(compose_problems(config, registry.table))
         if warnings is not None:
             anchors = profile_anchors(config)
             if anchor is not None:

@@ -226,23 +226,23 @@ class ConditionalGets:
         entry = self._plans.get(id(route))
         if entry is not None and entry[0] is route:
             return entry[1]
-        plan = self.plan_for(Target.of(route), policy)
+        plan = self.plan_for(Target.of(route), policy is not None and policy.auth != "none")
         if len(self._plans) < 100_000:  # routes are few; the table's rebuild clears it
             self._plans[id(route)] = (route, plan)
         return plan
 
-    def plan_for(self, target: Target, policy: EffectivePolicy | None) -> RoutePlan:
+    def plan_for(self, target: Target, takes_credential: bool) -> RoutePlan:
+        """The plan of a route (or a composed route): its rule, and whether its policy takes a credential."""
         rule = self.config.rule_for(target)
         etag = self.config.etag if rule is None or rule.etag is None else rule.etag
         cache_control = rule.cache_control if rule is not None and rule.cache_control is not None else self.config.cache_control
-        takes_credential = policy is not None and policy.auth != "none"
         return RoutePlan(etag, cache_control, self._credentials if takes_credential else None)
 
     def finish(self, call: Call, route: Route, policy: EffectivePolicy | None, reply: Reply,
                metadata: Iterable[tuple[str, Any]] = ()) -> Reply:
         """ETag, Cache-Control and Vary on a GET's 200, or the 304 it turns into."""
-        if reply.status != 200 or call.http_method not in _SAFE:
-            return reply
+        if reply.status != 200 or call.http_method not in _SAFE or call.route is not None:
+            return reply  # (a part of a composed route: the composition's reply gets the tag)
         return self.conclude(call, self.plan(route, policy), reply, metadata, Target.of(route))
 
     def conclude(self, call: Call, plan: RoutePlan, reply: Reply, metadata: Iterable[tuple[str, Any]],

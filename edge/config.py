@@ -18,6 +18,7 @@ from transcoding.options import DEFAULT_PROFILE, PROFILES, TranscodingOptions, o
 
 from .auth.config import AuthConfig
 from .batch_config import BatchConfig
+from .compose_config import ComposeRoute
 from .compression import CompressionConfig
 from .cors.config import CorsConfig
 from .conditional import CachingConfig
@@ -214,6 +215,9 @@ class GatewayConfig(Section):
     partial_responses: PartialResponsesConfig = Field(
         default_factory=PartialResponsesConfig, description="the `fields` system parameter (edge/partial.py)"
     )
+    compose: list[ComposeRoute] = Field(
+        default_factory=list, description="routes answered by several RPCs at once (edge/compose.py)"
+    )
     caching: CachingConfig | None = Field(
         None, description="ETags, If-None-Match and Cache-Control on GET routes (edge/conditional.py); off when absent"
     )
@@ -232,6 +236,15 @@ class GatewayConfig(Section):
                 name = own.profile or name
                 overrides = {**overrides, **own.overrides()}
         return profile(name, overrides)
+
+    @field_validator("compose")
+    @classmethod
+    def _unique_routes(cls, value: list[ComposeRoute]) -> list[ComposeRoute]:
+        routes = [r.route for r in value]
+        twice = sorted({r for r in routes if routes.count(r) > 1})
+        if twice:
+            raise ValueError(f"composed route(s) listed twice: {', '.join(twice)}")
+        return value
 
     @field_validator("backends")
     @classmethod

@@ -693,6 +693,11 @@ class _Document:
             found = self._variants[printing] = (schemas, _Paths(schemas, self._expand))
         return found
 
+    def message_schema(self, descriptor: Descriptor, options: TranscodingOptions) -> dict[str, Any]:
+        """The schema (a `$ref`) of a message as a backend with `options` prints it: for
+        `extra_operations` (composed routes) describing replies of their own."""
+        return self._variant(options)[0].message(descriptor)
+
     def finish(self) -> dict[str, dict[str, Any]]:
         """Every variant's components (building one may not add to another's)."""
         for schemas, _ in self._variants.values():

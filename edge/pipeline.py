@@ -70,6 +70,10 @@ class Call:
     preauthenticated: bool = False
     auth: AuthOutcome | None = None  # this call's auth outcome, once checked
     charged: bool = False  # rate limits already charged (batch)
+    # Set for parts of a composed route (edge/compose.py): the route is known and the request
+    # message built, so the lookup and the decoding are skipped; everything else runs as alone.
+    route: Route | None = None
+    request: Any = None
 
 
 @dataclass
@@ -141,7 +145,10 @@ class Pipeline:
     # ---- the steps --------------------------------------------------------------------
 
     def lookup(self, call: Call, record: CallRecord) -> tuple[Route, Bindings]:
-        route, bindings = self.registry.table.lookup(call.http_method, call.raw_path)
+        if call.route is not None:
+            route, bindings = call.route, []
+        else:
+            route, bindings = self.registry.table.lookup(call.http_method, call.raw_path)
         record.route, record.grpc_method, record.backend = route.template, route.full_method, route.backend
         return route, bindings
 
@@ -261,8 +268,12 @@ class Pipeline:
         if self.partial is not None and (b"fields" in call.query_string or b"%" in call.query_string):
             query, mask = self.partial.take(route, query)
         content_type = call.headers.get("content-type")
-        if route.client_streaming:
-            request: Any = iterate(route.request_codec.decode_stream(bindings, query, call.body, content_type))
+        if call.request is not None:
+            request: Any = call.request
+            if mask is not None:
+                mask.prepare(request)
+        elif route.client_streaming:
+            request = iterate(route.request_codec.decode_stream(bindings, query, call.body, content_type))
         else:
             request = route.request_codec.decode(bindings, query, call.body, content_type)
             if mask is not None:

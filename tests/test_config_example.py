@@ -22,3 +22,5 @@ def test_example_config_shows_the_mobile_sections():
     config = load_config(EXAMPLE)
     assert config.caching is not None and config.caching.routes[0].cache_control == "max-age=60"
     assert config.partial_responses.enabled and config.partial_responses.read_mask
+    assert [p.id for p in config.compose[0].parts] == ["shelf", "books", "me"]
+    assert config.compose[0].depends("books") == ("shelf",)
