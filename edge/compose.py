@@ -424,7 +424,7 @@ class ComposedRoutes:
         caching = pipeline.caching
         if caching is not None and call.http_method in ("GET", "HEAD"):
             target = Target("", route.http_method, route.template)
-            reply = caching.conclude(call, caching.plan_for(target, plan.takes_credential), reply, (), target)
+            reply = caching.conclude(call, caching.plan_for(target, plan.takes_credential), reply)
         return reply
 
     async def _authenticate(self, pipeline: Pipeline, call: Call, record: CallRecord) -> None:

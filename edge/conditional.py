@@ -204,6 +204,7 @@ class RoutePlan:
     etag: bool
     cache_control: str | None
     vary: bytes | None  # credential headers, on routes that take a credential
+    target: Target  # the route, for its compression opt-out when a 304 is made
 
 
 class ConditionalGets:
@@ -236,19 +237,18 @@ class ConditionalGets:
         rule = self.config.rule_for(target)
         etag = self.config.etag if rule is None or rule.etag is None else rule.etag
         cache_control = rule.cache_control if rule is not None and rule.cache_control is not None else self.config.cache_control
-        return RoutePlan(etag, cache_control, self._credentials if takes_credential else None)
+        return RoutePlan(etag, cache_control, self._credentials if takes_credential else None, target)
 
     def finish(self, call: Call, route: Route, policy: EffectivePolicy | None, reply: Reply,
                metadata: Iterable[tuple[str, Any]] = ()) -> Reply:
         """ETag, Cache-Control and Vary on a GET's 200, or the 304 it turns into."""
         if reply.status != 200 or call.http_method not in _SAFE or call.route is not None:
             return reply  # (a part of a composed route: the composition's reply gets the tag)
-        return self.conclude(call, self.plan(route, policy), reply, metadata, Target.of(route))
+        return self.conclude(call, self.plan(route, policy), reply, metadata)
 
-    def conclude(self, call: Call, plan: RoutePlan, reply: Reply, metadata: Iterable[tuple[str, Any]],
-                 target: Target) -> Reply:
+    def conclude(self, call: Call, plan: RoutePlan, reply: Reply, metadata: Iterable[tuple[str, Any]] = ()) -> Reply:
         etag = cache_control = None
-        if self.config.backend_metadata:
+        if metadata and self.config.backend_metadata:
             for key, value in metadata:
                 if key == "etag" and etag is None:
                     etag = backend_etag(value)
@@ -280,7 +280,8 @@ class ConditionalGets:
         compression = self.compression
         if (compression.enabled and content_type is not None
                 and compression.compressible(content_type.decode("latin-1"))
-                and not compression.route_opted_out(target.full_method, target.template, target.http_method)):
+                and not compression.route_opted_out(plan.target.full_method, plan.target.template,
+                                                    plan.target.http_method)):
             add_vary_accept_encoding(kept)
         reply.status, reply.headers, reply.body = 304, kept, b""
         return reply

@@ -53,6 +53,7 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "protos"), str(ROOT / "scripts")]
 
+import bench_mobile  # noqa: E402
 from bench_envoy import write_envoy_config  # noqa: E402
 
 PY = sys.executable
@@ -307,8 +308,10 @@ def record_replies(demo_target: str, path: Path, canned: dict[str, bytes] | None
 # ----------------------------------------------------------------------------- configs
 
 def gateway_config(work: Path, name: str, port: int, backend_port: int, *, tls: tuple[Path, Path] | None = None,
-                   jwks: Path | None = None, store: str | None = None, hybrid: bool = False) -> Path:
-    """One `edge serve` config. With `jwks`: JWT auth, two rate-limit policies and idempotency keys."""
+                   jwks: Path | None = None, store: str | None = None, hybrid: bool = False,
+                   compose: bool = False) -> Path:
+    """One `edge serve` config. With `jwks`: JWT auth, two rate-limit policies and idempotency keys.
+    With `compose`: the composed route scripts/bench_mobile.py measures."""
     lines = [
         "listen:",
         "  host: 127.0.0.1",
@@ -330,6 +333,8 @@ def gateway_config(work: Path, name: str, port: int, backend_port: int, *, tls: 
         "batch: {max_items: 20, max_concurrency: 10}",
         f"access_log: {{destination: {work / (name + '-access.log')}}}",
     ]
+    if compose:
+        lines += bench_mobile.compose_section()
     if jwks is not None:
         from edge.devtoken import DEV_AUDIENCE, DEV_ISSUER
 
@@ -824,6 +829,11 @@ def main(argv: list[str] | None = None) -> int:
         # The batch-latency run needs the demo backend's per-item sleeps (x-demo-delay-ms), which the Go
         # backend does not have: with --backend go it gets a gateway of its own in front of the demo backend.
         batch_latency_wanted = "gw-off" in needed and (wanted is None or any(w.startswith("batch") for w in wanted))
+        # Composed-route latency and `fields` bytes (scripts/bench_mobile.py): a gateway of its own in front
+        # of the demo backend, whose sleeps give each part a known time; `--only mobile` runs just that.
+        mobile_wanted = wanted is None or any(w.startswith("mobile") for w in wanted)
+        if mobile_wanted:
+            needed.add("gw-mobile")
         demo_port = free_port()
         demo_name = "backend" if backend == "python" else "demo"
         servers[demo_name] = fleet.start(
@@ -868,6 +878,7 @@ def main(argv: list[str] | None = None) -> int:
             "gw-base": {},
             "gw-off": {},
             "gw-batch": {},  # offloads off, in front of the demo backend: the batch-latency run with --backend go
+            "gw-mobile": {"compose": True},  # in front of the demo backend: composed-route latency, `fields` bytes
             "gw-off-2w": {},
             "gw-on": {"tls": (cert, key), "jwks": jwks, "store": "memory"},
             "gw-redis": {"tls": (cert, key), "jwks": jwks, "store": "redis"},
@@ -877,7 +888,8 @@ def main(argv: list[str] | None = None) -> int:
             if name not in needed:
                 continue
             port = free_port()
-            config = gateway_config(work, name, port, demo_port if name == "gw-batch" else backend_port, **options)
+            on_demo = name in ("gw-batch", "gw-mobile")
+            config = gateway_config(work, name, port, demo_port if on_demo else backend_port, **options)
             scheme = "https" if options.get("tls") else "http"
             url = f"{scheme}://127.0.0.1:{port}"
             gw_env = env
@@ -973,6 +985,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  batch of {BATCH_ITEMS} (item delays up to {b['delay_ms']} ms): {b['batch_ms']:.1f} ms, slowest item "
                   f"alone {b['slowest_ms']:.1f} ms ({b['batch_over_slowest']:.2f}x), {BATCH_ITEMS} sequential "
                   f"{b['sequential_ms']:.1f} ms", flush=True)
+        if mobile_wanted:
+            extra["mobile"] = bench_mobile.measure(servers["gw-mobile"].url, 5 if args.quick else 15)
+            extra["mobile"]["backend"] = "python"  # the demo backend sleeps on the parts
+            for line in bench_mobile.report(extra["mobile"]):
+                print(f"  {line}", flush=True)
         extra["rss_mib"] = {name: {"start": rss_start[name], "end": tree_rss_mib(srv.pid)}
                            for name, srv in servers.items()}
         extra["backend_cpu_note"] = BACKEND_NOTES[backend]
