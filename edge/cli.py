@@ -125,11 +125,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
+    from .apidocs import document_options
     from .openapi import build_from_config
 
     config = _load(args.config)
     logging.basicConfig(level=logging.ERROR)
-    document, report = asyncio.run(build_from_config(config))
+    document, report = asyncio.run(build_from_config(config, **document_options(config)))
     for p in report.problems:
         print(f"warning: {p}", file=sys.stderr)
     if document is None:

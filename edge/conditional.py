@@ -46,7 +46,7 @@ import base64
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
@@ -55,10 +55,12 @@ from transcoding.routes import Route
 from .compression import add_vary_accept_encoding
 from .matching import Matcher, MatchList, Target
 
-if TYPE_CHECKING:
-    from .auth import EffectivePolicy
-    from .config import GatewayConfig
-    from .pipeline import Call, Reply
+# The config module imports this one (for CachingConfig), and the pipeline imports the
+# config: the types below are named for the reader only, so no import runs in a circle.
+Call = Any  # edge.pipeline.Call
+Reply = Any  # edge.pipeline.Reply
+EffectivePolicy = Any  # edge.auth.EffectivePolicy
+GatewayConfig = Any  # edge.config.GatewayConfig
 
 __all__ = ["CacheRule", "CachingConfig", "ConditionalGets", "etag_of", "if_none_match_matches", "weaken_etag"]
 

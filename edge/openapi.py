@@ -1075,9 +1075,6 @@ async def build_from_config(config: GatewayConfig, **options: Any) -> tuple[dict
     the document; None when some backend failed to load."""
     from .backends import BackendRegistry
 
-    from .apidocs import document_options
-
-    options = {**document_options(config), **options}
     registry = BackendRegistry(config)
     try:
         report = await registry.start(watch=False)
