@@ -20,7 +20,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from transcoding.descriptors import DescriptorLoadError, LoadedDescriptors, load_from_file, load_from_reflection
-from transcoding.invoker import make_channel
+from transcoding.invoker import SyncChannel, make_channel
 from transcoding.matcher import PathMatcher
 from transcoding.routes import BackendSource, RouteProblem, RouteTable
 
@@ -36,6 +36,7 @@ HEALTH_TIMEOUT = 1.0
 class BackendState:
     config: Backend
     channel: grpc.aio.Channel
+    sync_channel: SyncChannel  # for calls whose requests stream (transcoding/invoker.py says why)
     descriptors: LoadedDescriptors | None = None
     fingerprint: str | None = None
     last_error: str | None = None
@@ -114,8 +115,9 @@ class BackendRegistry:
 
     async def start(self, *, watch: bool = True) -> ReloadReport:
         for b in self.config.backends:
-            channel = make_channel(b.target, channel_credentials(b), channel_options(b))
-            self.backends[b.name] = BackendState(b, channel)
+            credentials, options = channel_credentials(b), channel_options(b)
+            channel = make_channel(b.target, credentials, options)
+            self.backends[b.name] = BackendState(b, channel, SyncChannel(b.target, credentials, options))
         report = await self.reload()
         if watch:
             self._task = asyncio.create_task(self._watch(), name="edge-descriptor-reload")
@@ -132,6 +134,8 @@ class BackendRegistry:
             except asyncio.CancelledError:
                 pass
         await asyncio.gather(*(s.channel.close() for s in self.backends.values()), return_exceptions=True)
+        for state in self.backends.values():
+            state.sync_channel.close()
 
     def ready(self) -> bool:
         return all(s.descriptors is not None for s in self.backends.values() if s.config.required)
@@ -192,7 +196,7 @@ class BackendRegistry:
 
     def _rebuild(self) -> None:
         sources = [
-            BackendSource(s.config.name, s.descriptors, s.channel, self.backend_options[s.config.name])
+            BackendSource(s.config.name, s.descriptors, s.channel, self.backend_options[s.config.name], s.sync_channel)
             for s in self.backends.values()
             if s.descriptors is not None
         ]

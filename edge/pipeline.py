@@ -42,7 +42,7 @@ from .http import RawHeaders, Receive, Send, raw_headers
 from .observability.tracing import incoming_trace
 from .idempotency import BeginState, IdempotencyEngine, StoredResponse
 from .proxy import (
-    CallOutcome, call_error_parts, forward_stream, forward_unary, iterate,
+    CallOutcome, call_error_parts, forward_stream, forward_unary,
 )
 from .ratelimit import RateLimitContext, RateLimitDecision, RateLimiter, rate_limit_headers, refusal
 
@@ -273,7 +273,7 @@ class Pipeline:
             if mask is not None:
                 mask.prepare(request)
         elif route.client_streaming:
-            request = iterate(route.request_codec.decode_stream(bindings, query, call.body, content_type))
+            request = route.request_codec.decode_stream(bindings, query, call.body, content_type)
         else:
             request = route.request_codec.decode(bindings, query, call.body, content_type)
             if mask is not None:

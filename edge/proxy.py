@@ -15,9 +15,8 @@ import base64
 import logging
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Any, AsyncIterator, Callable, Sequence
+from typing import Any, Callable
 
-from google.protobuf.message import Message
 
 from transcoding.invoker import CallError, Metadata
 from transcoding.routes import Route
@@ -152,8 +151,3 @@ async def _cancel_on_disconnect(receive: Receive, stream: Any) -> None:
         if message["type"] == "http.disconnect":
             stream.cancel()
             return
-
-
-async def iterate(messages: Sequence[Message]) -> AsyncIterator[Message]:
-    for m in messages:
-        yield m

@@ -1,9 +1,22 @@
 """Calling backends: one long-lived `grpc.aio` channel per backend, one bound
 multicallable per method, and gRPC failures turned into data (`CallError`).
+
+Calls whose requests stream (client- and bidi-streaming) go through a second,
+synchronous channel to the same backend, opened on first use. grpc.aio loses
+the backend's status when the backend ends such a call before it has read every
+request: the next write fails and grpc.aio reports its own INTERNAL "Internal
+error from Core" instead (measured: 38 of 200 ImportBooks calls on a missing
+shelf, each with 20 requests, where the backend answered NOT_FOUND). The
+synchronous stack stops writing and reports the backend's status (300 of 300).
+The gateway holds the whole request body before such a call starts, so the
+requests are a plain sequence; grpc's own threads write them, and the reply (or
+each reply of a bidi call) is handed to the event loop.
 """
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Sequence
 
@@ -35,12 +48,45 @@ def make_channel(
     credentials: grpc.ChannelCredentials | None = None,
     options: Sequence[tuple[str, Any]] = (),
 ) -> grpc.aio.Channel:
-    merged = dict(DEFAULT_CHANNEL_OPTIONS)
-    merged.update(dict(options))
-    opts = list(merged.items())
+    opts = _merged(options)
     if credentials is None:
         return grpc.aio.insecure_channel(target, options=opts)
     return grpc.aio.secure_channel(target, credentials, options=opts)
+
+
+class SyncChannel:
+    """A backend's synchronous channel, opened on first use (most backends never
+    stream requests), with the same target, credentials and options."""
+
+    def __init__(
+        self, target: str, credentials: grpc.ChannelCredentials | None = None, options: Sequence[tuple[str, Any]] = ()
+    ) -> None:
+        self._args = (target, credentials, _merged(options))
+        self._channel: grpc.Channel | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> grpc.Channel:
+        with self._lock:
+            if self._channel is None:
+                target, credentials, opts = self._args
+                self._channel = (
+                    grpc.insecure_channel(target, options=opts)
+                    if credentials is None
+                    else grpc.secure_channel(target, credentials, options=opts)
+                )
+            return self._channel
+
+    def close(self) -> None:
+        with self._lock:
+            if self._channel is not None:
+                self._channel.close()
+                self._channel = None
+
+
+def _merged(options: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    merged = dict(DEFAULT_CHANNEL_OPTIONS)
+    merged.update(dict(options))
+    return list(merged.items())
 
 
 class CallError(Exception):
@@ -63,6 +109,11 @@ class CallError(Exception):
 
     @classmethod
     async def from_rpc_error(cls, err: grpc.aio.AioRpcError, pool: descriptor_pool.DescriptorPool | None) -> "CallError":
+        return cls.from_error(err, pool)
+
+    @classmethod
+    def from_error(cls, err: Any, pool: descriptor_pool.DescriptorPool | None) -> "CallError":
+        """From a failed call of either stack (both have code/details/metadata accessors)."""
         trailing = err.trailing_metadata() or ()
         initial = err.initial_metadata() or ()
         return cls(
@@ -81,8 +132,14 @@ class UnaryResult:
     trailing_metadata: Metadata
 
 
+SyncChannelSource = Callable[[], grpc.Channel]
+
+
 class MethodInvoker:
-    """One backend method bound to its backend's channel."""
+    """One backend method bound to its backend's channel.
+
+    `sync_channel` gives the backend's synchronous channel (opened on first use) for
+    methods whose requests stream; without it they use grpc.aio and its lost status."""
 
     def __init__(
         self,
@@ -92,6 +149,7 @@ class MethodInvoker:
         client_streaming: bool,
         server_streaming: bool,
         pool: descriptor_pool.DescriptorPool | None = None,
+        sync_channel: SyncChannelSource | None = None,
     ) -> None:
         self.grpc_path = grpc_path
         self.client_streaming = client_streaming
@@ -99,6 +157,9 @@ class MethodInvoker:
         self.pool = pool
         serialize: Callable[[Message], bytes] = _serialize
         deserialize = response_class.FromString
+        self._sync_channel = sync_channel if client_streaming else None
+        self._sync_callable: Any = None
+        self._codec = (serialize, deserialize)
         if client_streaming and server_streaming:
             self._callable = channel.stream_stream(grpc_path, serialize, deserialize)
         elif client_streaming:
@@ -108,8 +169,18 @@ class MethodInvoker:
         else:
             self._callable = channel.unary_unary(grpc_path, serialize, deserialize)
 
+    def _sync(self) -> Any:
+        if self._sync_callable is None:
+            assert self._sync_channel is not None
+            channel = self._sync_channel()
+            kind = channel.stream_stream if self.server_streaming else channel.stream_unary
+            self._sync_callable = kind(self.grpc_path, *self._codec)
+        return self._sync_callable
+
     async def unary(self, request: Any, *, timeout: float, metadata: Metadata) -> UnaryResult:
-        """Unary and client-streaming calls (request may be an async iterator)."""
+        """Unary and client-streaming calls (for client streaming, a sequence of requests)."""
+        if self._sync_channel is not None:
+            return await self._sync_unary(request, timeout, metadata)
         call = self._callable(request, timeout=timeout, metadata=metadata)
         try:
             response = await call
@@ -117,8 +188,27 @@ class MethodInvoker:
         except grpc.aio.AioRpcError as err:
             raise await CallError.from_rpc_error(err, self.pool) from None
 
+    async def _sync_unary(self, requests: Sequence[Message], timeout: float, metadata: Metadata) -> UnaryResult:
+        future = self._sync().future(iter(requests), timeout=timeout, metadata=metadata)
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[None] = loop.create_future()
+        future.add_done_callback(lambda _: loop.call_soon_threadsafe(_resolve, ended))
+        try:
+            await ended
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        try:
+            response = future.result()
+        except grpc.RpcError as err:
+            raise CallError.from_error(err, self.pool) from None
+        return UnaryResult(response, tuple(future.initial_metadata() or ()), tuple(future.trailing_metadata() or ()))
+
     def stream(self, request: Any, *, timeout: float, metadata: Metadata) -> "ResponseStream":
-        """Server- and bidi-streaming calls."""
+        """Server- and bidi-streaming calls (for bidi, a sequence of requests)."""
+        if self._sync_channel is not None:
+            responses = self._sync()(iter(request), timeout=timeout, metadata=metadata)
+            return ResponseStream(_PumpedCall(responses), self.pool)
         return ResponseStream(self._callable(request, timeout=timeout, metadata=metadata), self.pool)
 
 
@@ -133,8 +223,8 @@ class ResponseStream:
     async def initial_metadata(self) -> Metadata:
         try:
             return tuple(await self.call.initial_metadata() or ())
-        except grpc.aio.AioRpcError as err:
-            raise await CallError.from_rpc_error(err, self._pool) from None
+        except grpc.RpcError as err:  # grpc.aio's, or a synchronous bidi call's
+            raise CallError.from_error(err, self._pool) from None
 
     async def next(self) -> Message | None:
         """The next message, or None at a clean end of stream."""
@@ -144,11 +234,69 @@ class ResponseStream:
             return await self._iter.__anext__()
         except StopAsyncIteration:
             return None
-        except grpc.aio.AioRpcError as err:
-            raise await CallError.from_rpc_error(err, self._pool) from None
+        except grpc.RpcError as err:  # grpc.aio's, or a synchronous bidi call's
+            raise CallError.from_error(err, self._pool) from None
 
     def cancel(self) -> None:
         self.call.cancel()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+_END = object()
+
+
+class _PumpedCall:
+    """A synchronous bidi call seen as a grpc.aio one: a thread of its own reads the
+    replies and hands each to the event loop, one at a time (it waits until the
+    previous one is taken, so a slow client holds at most one reply in memory)."""
+
+    def __init__(self, responses: Any) -> None:
+        self._responses = responses
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._taken = threading.Semaphore(0)
+        self._thread: threading.Thread | None = None
+
+    def _pump(self) -> None:
+        try:
+            for response in self._responses:
+                self._loop.call_soon_threadsafe(self._queue.put_nowait, response)
+                self._taken.acquire()
+            item: Any = _END
+        except grpc.RpcError as err:
+            item = err
+        except BaseException as exc:  # never lose the end: the reader would wait forever
+            item = exc
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        except RuntimeError:  # the loop is closed: nobody is reading any more
+            pass
+
+    def __aiter__(self) -> "_PumpedCall":
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._pump, name="edge-bidi-call", daemon=True)
+            self._thread.start()
+        return self
+
+    async def __anext__(self) -> Message:
+        item = await self._queue.get()
+        if item is _END:
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):  # the call's grpc.RpcError, or what broke the pump
+            raise item
+        self._taken.release()
+        return item
+
+    async def initial_metadata(self) -> Metadata:
+        return await asyncio.to_thread(self._responses.initial_metadata)
+
+    def cancel(self) -> None:
+        self._responses.cancel()
+        self._taken.release()  # a pump waiting for the reader sees the cancellation next
 
 
 def _serialize(message: Message) -> bytes:

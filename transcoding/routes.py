@@ -20,7 +20,7 @@ from . import errors
 from .codec import RequestCodec, ResponseCodec
 from .descriptors import LoadedDescriptors
 from .httprule import HttpBinding, RuleError, bindings_for
-from .invoker import MethodInvoker
+from .invoker import MethodInvoker, SyncChannelSource
 from .matcher import MalformedEscape, MethodNotAllowed, NoRoute, PathEncodingError, PathMatcher, RouteConflict
 from .options import PathControlChars, PathUnescape, TranscodingOptions
 
@@ -91,6 +91,8 @@ class BackendSource:
     descriptors: LoadedDescriptors
     channel: grpc.aio.Channel
     options: TranscodingOptions = DEFAULT_OPTIONS
+    #: The backend's synchronous channel, for calls whose requests stream (see transcoding/invoker.py).
+    sync_channel: SyncChannelSource | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,7 @@ class RouteTable:
             method.client_streaming,
             method.server_streaming,
             backend.descriptors.pool,
+            sync_channel=backend.sync_channel,
         )
         for binding in bindings:
             try:
