@@ -151,6 +151,7 @@ class GatewayApp:
             body=b"",
             client_ip=self._client_ip(scope, headers),
             request_id=request_id,
+            peer_ip=_peer_ip(scope),
         )
         config = self.config
         with observer.metrics.inflight():
@@ -258,6 +259,11 @@ def _raw_path(scope: Scope) -> str:
     if raw:
         return raw.decode("latin-1")
     return quote(scope["path"])
+
+
+def _peer_ip(scope: Scope) -> str | None:
+    peer = scope.get("client")
+    return peer[0] if peer else None
 
 
 def _client_ip_resolver(config: GatewayConfig):

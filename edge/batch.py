@@ -71,7 +71,7 @@ _ITEM_KEYS = frozenset({"id", "method", "url", "headers", "body", "dependsOn"})
 # The gateway's own endpoints: never items, whatever the route table says.
 _OWN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/metrics"})
 # Client trace context carries over to items that do not set their own.
-_INHERITED_HEADERS = ("traceparent", "tracestate")
+_INHERITED_HEADERS = ("traceparent", "tracestate", "host")
 _URL_SAFE = "/:@!$&'()*+,;=%-._~?"  # already-valid URL characters stay as written; the rest is percent-encoded
 
 
@@ -151,6 +151,7 @@ class BatchEndpoint:
     ) -> BatchResult:
         """Serve one batch request; nothing is sent when the client went away."""
         call = Call("POST", self.path, scope.get("query_string", b""), headers, b"", client_ip, request_id)
+        call.peer_ip = scope["client"][0] if scope.get("client") else None
         result = BatchResult(call, CallRecord(route=self.path))
         try:
             if scope["method"] != "POST":
@@ -443,6 +444,7 @@ def _placeholder_call(batch: Call, item: Item) -> Call:
         headers={},
         body=b"",
         client_ip=batch.client_ip,
+        peer_ip=batch.peer_ip,
         request_id=f"{batch.request_id}/{item.id}",
         principal=batch.principal,
         preauthenticated=True,

@@ -71,7 +71,7 @@ from google.rpc import status_pb2
 
 from transcoding.codec import HTTP_BODY
 from transcoding.httprule import bindings_for
-from transcoding.options import TranscodingOptions
+from transcoding.options import StreamFormat, TranscodingOptions
 from transcoding.routes import Route, RouteTable
 from transcoding.template import PathTemplate, Segment
 
@@ -934,15 +934,19 @@ class _Document:
             else:
                 schema = self.schemas.message(output)
                 what = f"The reply message ({output.full_name})"
-            media = "application/x-ndjson" if method.server_streaming else "application/json"
-            content = {media: {"schema": schema}}
+            content = _stream_content(route.options.stream_format, schema) if method.server_streaming else {
+                "application/json": {"schema": schema}}
         if method.server_streaming:
             if codec.is_http_body:
                 description = f"A stream: {what}, chunk after chunk."
             else:
                 description = (
-                    f"A stream: NDJSON, one line per reply message, each {what[0].lower() + what[1:]} as JSON. "
-                    "An error after the stream started arrives as a last line `{\"error\": <google.rpc.Status>}`."
+                    f"A stream of reply messages, each {what[0].lower() + what[1:]} as JSON, in the format the "
+                    f"`Accept` header asks for (default `{route.options.stream_format.value}`): application/x-ndjson "
+                    "(a line each), application/json (a JSON array, or grpc-gateway's `{\"result\": ...}` lines "
+                    "where that is the default) or text/event-stream (a `data:` event each). An error after the "
+                    "stream started arrives as a last `{\"error\": <google.rpc.Status>}` line or array element, "
+                    "or an `event: error` event."
                 )
         else:
             description = f"{what}."
@@ -956,6 +960,26 @@ def _prints_differently(a: TranscodingOptions, b: TranscodingOptions) -> bool:
         return (o.use_proto_names, o.enums_as_ints, o.emit_unpopulated, o.emit_unpopulated and o.unset_messages_as_null)
 
     return printing(a) != printing(b)
+
+
+def _stream_content(default: StreamFormat, item: dict[str, Any]) -> dict[str, Any]:
+    """A server stream's media types (edge/streaming.py), the route's default first."""
+    if default is StreamFormat.GRPC_GATEWAY:
+        json_form = {"type": "object", "properties": {"result": item}}
+    else:
+        json_form = {"type": "array", "items": item}
+    forms = {
+        StreamFormat.NDJSON: ("application/x-ndjson", {"schema": item}),
+        StreamFormat.JSON_ARRAY: ("application/json", {"schema": json_form}),
+        StreamFormat.GRPC_GATEWAY: ("application/json", {"schema": json_form}),
+        StreamFormat.SSE: ("text/event-stream", {"schema": {"type": "string"}}),
+    }
+    media, first = forms[default]
+    content = {media: first}
+    for fmt in (StreamFormat.NDJSON, StreamFormat.JSON_ARRAY, StreamFormat.SSE):
+        other, form = forms[fmt]
+        content.setdefault(other, form)
+    return content
 
 
 def build_openapi(

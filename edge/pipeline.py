@@ -32,12 +32,15 @@ import grpc
 
 from transcoding import errors
 from transcoding.invoker import CallError, parse_timeout
+from transcoding.options import HeaderRules
 from transcoding.routes import Route
 
+from .auth.config import DEFAULT_IDENTITY_METADATA
 from .backends import BackendRegistry
 from .compression import stream_compressor
 from .config import GatewayConfig
 from .errors import error_parts, grpc_code_of
+from .header_rules import RequestHeaderRules
 from .http import RawHeaders, Receive, Send, raw_headers
 from .observability.tracing import incoming_trace
 from .idempotency import BeginState, IdempotencyEngine, StoredResponse
@@ -45,6 +48,7 @@ from .proxy import (
     CallOutcome, call_error_parts, forward_stream, forward_unary,
 )
 from .ratelimit import RateLimitContext, RateLimitDecision, RateLimiter, rate_limit_headers, refusal
+from .streaming import FRAMINGS, choose_format
 
 if TYPE_CHECKING:
     from .conditional import ConditionalGets
@@ -74,6 +78,7 @@ class Call:
     # message built, so the lookup and the decoding are skipped; everything else runs as alone.
     route: Route | None = None
     request: Any = None
+    peer_ip: str | None = None  # the connection's peer (x-forwarded-for is built from it)
 
 
 @dataclass
@@ -128,19 +133,31 @@ class Pipeline:
         self.limiter = limiter
         self.idempotency = idempotency
         self.stripped = frozenset(authenticator.stripped_header_names) if authenticator else frozenset()
-        self._forward: dict[frozenset[str], tuple[str, ...]] = {}  # a route's forward_headers -> what passes
+        # Names no header rule may set from a client header (edge/header_rules.py): identity
+        # (the defaults too, so a backend never sees a forged x-user-id even with auth off),
+        # credentials and the Idempotency-Key header (the gateway derives its own).
+        self._protected = self.stripped | frozenset(DEFAULT_IDENTITY_METADATA)
+        credentials = set(authenticator.credential_header_names) if authenticator else set()
+        if idempotency is not None:
+            credentials.add(idempotency.config.header.lower())
+        self._credentials = frozenset(credentials)
+        self._trusted = list(config.rate_limits.trusted_proxies) if config.rate_limits is not None else []
+        self._rules: dict[int, tuple[Any, RequestHeaderRules]] = {}  # id(route.options) -> (options, rules)
         self._settling: set[asyncio.Future[None]] = set()  # keyed calls settling after their caller left
 
-    def forwarded_headers(self, route: Route) -> tuple[str, ...]:
-        """The request headers a route passes as metadata: its options' `forward_headers`
-        less identity headers, which never pass from the client whatever the list says."""
-        names = route.options.forward_headers
-        forward = self._forward.get(names)
-        if forward is None:
-            forward = self._forward[names] = tuple(
-                sorted(h for h in names if h not in self.stripped and h not in _OWN_METADATA)
+    def header_rules(self, route: Route) -> RequestHeaderRules:
+        """A route's request-header rules, built once per options object."""
+        options = route.options
+        entry = self._rules.get(id(options))
+        if entry is None or entry[0] is not options:
+            if len(self._rules) > 256:  # reloads build new options: keep the cache bounded
+                self._rules.clear()
+            rules = RequestHeaderRules(
+                options, protected=self._protected if options.header_rules is not HeaderRules.ALLOW_LIST
+                else self.stripped, credentials=self._credentials, trusted_proxies=self._trusted,
             )
-        return forward
+            entry = self._rules[id(options)] = (options, rules)
+        return entry[1]
 
     # ---- the steps --------------------------------------------------------------------
 
@@ -223,22 +240,16 @@ class Pipeline:
         backend = self.registry.backends[route.backend].config
         return client_deadline(call.headers, backend.timeout, backend.max_timeout)
 
-    def metadata(self, call: Call, route: Route, policy: EffectivePolicy | None) -> list[tuple[str, str]]:
+    def metadata(self, call: Call, route: Route, policy: EffectivePolicy | None) -> list[tuple[str, Any]]:
         headers = call.headers
         metadata = [("x-request-id", call.request_id)]
         trace = incoming_trace(headers)
         if trace is not None:
             metadata.extend(trace.metadata())
-        for name in self.forwarded_headers(route):
-            value = headers.get(name)
-            if value is not None:
-                # gRPC metadata carries printable ASCII only; grpc would fail the call as a 500.
-                if not (value.isascii() and value.isprintable()):
-                    raise errors.BadRequest(
-                        f"header {name!r} holds characters a gRPC backend cannot be sent (only printable ASCII)",
-                        field=name,
-                    )
-                metadata.append((name, value))
+        rules = self.header_rules(route)
+        rules.add_listed(headers, metadata)
+        if rules.needs_more:
+            rules.add_more(headers, call.peer_ip, metadata)
         if self.authenticator is not None and call.auth is not None and policy is not None:
             # The caller's identity as the gateway vouches for it (and the raw token
             # only where the route's policy asks for it).
@@ -285,8 +296,9 @@ class Pipeline:
             if send is not None and receive is not None:
                 compress = self.config.compression
                 opted_out = compress.route_opted_out(route.full_method, route.template, route.binding.http_method)
+                framing = FRAMINGS[choose_format(call.headers.get("accept"), route.options.stream_format)]
                 outcome = await forward_stream(
-                    route, request, send, receive, timeout=timeout, metadata=metadata,
+                    route, request, send, receive, framing, timeout=timeout, metadata=metadata,
                     response_metadata=route.options.response_metadata, extra_headers=headers_out,
                     compressor=lambda headers: stream_compressor(compress, accept_encoding, headers, opted_out=opted_out),
                 )
@@ -401,9 +413,6 @@ class Pipeline:
         record.http_status, record.grpc_code = status, grpc_code_of(exc)
         return Reply(status, headers, body, record.grpc_code)
 
-
-# Metadata the gateway sets itself: a client's value passes only after validation.
-_OWN_METADATA = frozenset({"x-request-id", "traceparent", "tracestate"})
 
 _IDEMPOTENCY_OUTCOME = {
     BeginState.PROCEED: None,

@@ -463,14 +463,17 @@ def test_http_body_replies_are_raw(kt: KindsTypes) -> None:
     assert whole.encode(kt.HttpBody(data=b"x,y", content_type="text/csv")) == (b"x,y", "text/csv")
     assert whole.encode_stream_item(kt.HttpBody(data=b"chunk")) == b"chunk"
     assert whole.stream_content_type is None
+    assert whole.stream_chunk_type(kt.HttpBody(data=b"chunk", content_type="text/csv")) == "text/csv"
+    assert response_codec.stream_chunk_type(reply) == "image/png"
 
 
-def test_stream_items_are_ndjson_lines(kt: KindsTypes) -> None:
+def test_stream_items_are_compact_json_without_delimiter(kt: KindsTypes) -> None:
+    """The codec prints each streamed message; edge/streaming.py frames it (NDJSON, array, SSE...)."""
     response_codec = ResponseCodec(kt.Kinds.DESCRIPTOR, "")
-    lines = b"".join(response_codec.encode_stream_item(kt.Kinds(f_int64=i)) for i in range(3))
-    assert lines == b'{}\n{"fInt64":"1"}\n{"fInt64":"2"}\n'
-    assert response_codec.stream_content_type == "application/x-ndjson"
-    assert ResponseCodec(kt.ListReply.DESCRIPTOR, "items").encode_stream_item(kt.ListReply()) == b"[]\n"
+    items = [response_codec.encode_stream_item(kt.Kinds(f_int64=i)) for i in range(3)]
+    assert items == [b'{}', b'{"fInt64":"1"}', b'{"fInt64":"2"}']
+    assert response_codec.stream_content_type == "application/json"
+    assert ResponseCodec(kt.ListReply.DESCRIPTOR, "items").encode_stream_item(kt.ListReply()) == b"[]"
 
 
 def test_round_trip(kt: KindsTypes) -> None:

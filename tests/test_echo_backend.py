@@ -41,7 +41,7 @@ def test_controls_status_and_metadata(client) -> None:
     r = client.post("/v1/items", json={"name": "n"}, headers={"x-echo-fail-after": "0", "x-echo-code": "NOT_FOUND"})
     assert r.status_code == 404 and r.json()["code"] == 5
     r = client.post("/v1/items", json={"name": "n"}, headers={"x-echo-header-x-mark": "m", "x-echo-trailer-x-end": "e"})
-    assert r.status_code == 200 and r.headers["grpc-metadata-x-mark"] == "m" and r.headers["grpc-metadata-x-end"] == "e"
+    assert r.status_code == 200 and r.headers["grpc-metadata-x-mark"] == "m" and r.headers["grpc-trailer-x-end"] == "e"
 
 
 def test_server_stream_repeats_and_fails_mid_stream(client) -> None:

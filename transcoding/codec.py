@@ -543,7 +543,9 @@ class ResponseCodec:
                 ).get(self._leaf_key)
         else:
             self.is_http_body = _is_http_body(output_type)
-        self.stream_content_type: str | None = None if self.is_http_body else "application/x-ndjson"
+        # A stream's JSON framing (NDJSON, array, SSE...) is chosen per request by edge/streaming.py;
+        # None: a stream of HttpBody chunks, raw, typed by the first chunk's content_type.
+        self.stream_content_type: str | None = None if self.is_http_body else JSON_CONTENT_TYPE
         self._fast = DictEncoder(
             use_proto_names, self._to_dict_slow, enums_as_ints=enums_as_ints,
             emit_unpopulated=emit_unpopulated, unset_messages_as_null=self.unset_messages_as_null,
@@ -557,12 +559,16 @@ class ResponseCodec:
         return orjson.dumps(self._json_value(message)), JSON_CONTENT_TYPE
 
     def encode_stream_item(self, message: Message) -> bytes:
-        """One server-streaming item: an NDJSON line (with its newline), or an
-        HttpBody's raw bytes as they come (stream_content_type is then None:
-        use the first item's content_type)."""
+        """One server-streaming item: compact JSON with no delimiter (the stream's
+        format frames it), or an HttpBody's raw bytes as they come (stream_content_type
+        is then None: use `stream_chunk_type` of the first item)."""
         if self.is_http_body:
             return bytes(_walk(message, self._chain).data)
-        return orjson.dumps(self._json_value(message), option=orjson.OPT_APPEND_NEWLINE)
+        return orjson.dumps(self._json_value(message))
+
+    def stream_chunk_type(self, message: Message) -> str:
+        """An HttpBody stream's content type: its first chunk's own."""
+        return _walk(message, self._chain).content_type or OCTET_STREAM
 
     def _json_value(self, message: Message) -> Any:
         if not self._chain:

@@ -28,7 +28,8 @@ from enum import Enum
 from typing import Any, Mapping
 
 __all__ = [
-    "DEFAULT_PROFILE", "PROFILES", "QueryBodyFields", "TranscodingOptions", "UnknownFields", "option_fields", "profile",
+    "DEFAULT_PROFILE", "PROFILES", "HeaderRules", "QueryBodyFields", "StreamFormat", "TranscodingOptions",
+    "UnknownFields", "option_fields", "profile",
 ]
 
 
@@ -82,6 +83,26 @@ class QueryBodyFields(str, Enum):
     REJECT_CONFLICTS = "reject_conflicts"  # fills what the body left unset; a value other than the body's is a 400
     BODY_WINS = "body_wins"  # fills what the body left unset; where the body set it, the body's value stands
     IGNORE = "ignore"  # dropped whether the body set the field or not (and on `body: "*"` the query is never read)
+
+
+class StreamFormat(str, Enum):
+    """How a server stream's messages are written to the client (a request may ask for
+    another by `Accept`; edge/streaming.py writes them)."""
+
+    NDJSON = "ndjson"  # one message a line, application/x-ndjson (Envoy's stream_newline_delimited)
+    JSON_ARRAY = "json-array"  # `[`, messages separated by `,`, `]`: application/json (Envoy's default)
+    GRPC_GATEWAY = "grpc-gateway"  # `{"result": msg}` lines, `{"error": status}` at a failure (application/json)
+    SSE = "sse"  # Server-Sent Events: `data: msg` a message, text/event-stream (Envoy's stream_sse_style_delimited)
+
+
+class HeaderRules(str, Enum):
+    """Which request headers become backend metadata, and how backend metadata is named in
+    the reply (edge/header_rules.py). Identity, credential and the gateway's own names are
+    never set from a client header under any of them."""
+
+    ALLOW_LIST = "allow-list"  # only `forward_headers`; replies: Grpc-Metadata-*/Grpc-Trailer-*
+    GRPC_GATEWAY = "grpc-gateway"  # Grpc-Metadata-<name> -> <name>, permanent headers -> grpcgateway-<name>
+    ENVOY = "envoy"  # every end-to-end header by its own name; replies: metadata by its own name
 
 
 def _option(
@@ -197,13 +218,29 @@ class TranscodingOptions:
     )
 
     # ---- streaming replies
+    stream_format: StreamFormat = _option(
+        StreamFormat.NDJSON,
+        "a server stream's format when the request's `Accept` asks for none of them: `ndjson`, "
+        "`json-array` (Envoy), `grpc-gateway` (`{\"result\": ...}` lines) or `sse` (text/event-stream)",
+        envoy=StreamFormat.JSON_ARRAY, grpc_gateway=StreamFormat.GRPC_GATEWAY,
+    )
 
     # ---- headers and metadata
     forward_headers: frozenset[str] = _option(
         frozenset(), "more request headers passed to backends as metadata", lower_case=True
     )
+    header_rules: HeaderRules = _option(
+        HeaderRules.ALLOW_LIST,
+        "request headers passed as metadata besides `forward_headers`: none (`allow-list`), grpc-gateway's "
+        "(`Grpc-Metadata-*`, `grpcgateway-*`, `x-forwarded-*`) or Envoy's (every end-to-end header); "
+        "credentials, identity and the gateway's own names never",
+        envoy=HeaderRules.ENVOY, grpc_gateway=HeaderRules.GRPC_GATEWAY,
+    )
     response_metadata: bool = _option(
-        False, "backend metadata returned as `Grpc-Metadata-<key>` response headers", grpc_gateway=True
+        False,
+        "backend metadata returned as response headers: `Grpc-Metadata-<key>` and, unary, "
+        "`Grpc-Trailer-<key>` (under `header_rules: envoy`, by their own names)",
+        envoy=True, grpc_gateway=True,
     )
 
     # ---- JSON output (both anchors' print options)

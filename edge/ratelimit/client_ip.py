@@ -55,3 +55,29 @@ def client_ip(peer_ip: str, headers: Mapping[str, str] | Iterable[tuple[str, str
         if not _trusted(addr, trusted_proxies):
             break
     return str(client)
+
+
+def forwarded_chain(peer_ip: str, headers: Mapping[str, str] | Iterable[tuple[str, str]],
+                    trusted_proxies: Sequence[Network]) -> tuple[list[str], bool]:
+    """The X-Forwarded-For chain the gateway can vouch for, and whether the peer is a trusted proxy.
+
+    The same right-to-left walk as `client_ip`: the chain is that client address, the
+    trusted proxies after it, then the peer; a client's own entries beyond what
+    `trusted_proxies` vouches for never appear. Its first element is `client_ip(...)`.
+    An unparsable peer gives ([], False)."""
+    peer = _parse(peer_ip)
+    if peer is None:
+        return [], False
+    if not trusted_proxies or not _trusted(peer, trusted_proxies):
+        return [str(peer)], False
+    hops: list[str] = []
+    for hop in reversed(_forwarded_for(headers)):
+        addr = _parse(hop)
+        if addr is None:
+            break
+        hops.append(str(addr))
+        if not _trusted(addr, trusted_proxies):
+            break
+    hops.reverse()
+    hops.append(str(peer))
+    return hops, True
