@@ -67,8 +67,9 @@ __all__ = [
 
 # The gateway's own metadata: set by the gateway only (a client's value passes after validation, by the gateway).
 GATEWAY_METADATA = frozenset({"x-request-id", "traceparent", "tracestate", "idempotency-key"})
-# Credentials: sent on only by the authenticator (edge/auth), per issuer and policy.
-CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+# Credentials: sent on only by the authenticator (edge/auth), per issuer and policy (x-api-key is
+# the authenticator's default API-key header, a credential with or without auth configured).
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
 # Connection-level and framing headers: about this HTTP hop, never about the call.
 _HOP_AND_FRAMING = frozenset({
     "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade", "trailer",

@@ -116,7 +116,7 @@ async def forward_stream(
             raw_type = codec.stream_chunk_type(first) if first is not None else "application/octet-stream"
             headers = [(b"content-type", raw_type.encode("latin-1"))]
         else:
-            headers = [(b"content-type", framing.content_type), *framing.headers]
+            headers = [(b"content-type", framing.content_type), *framing.headers, (b"vary", b"Accept")]
         headers += extra_headers
         if response_metadata:
             headers += response_headers(rules, initial, ())  # a stream's trailers come after the head: dropped

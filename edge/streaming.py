@@ -17,8 +17,9 @@ The route's `stream_format` is the default; the request's `Accept` may ask for
 another: `application/x-ndjson`, `text/event-stream`, or `application/json` (the
 JSON array, or grpc-gateway's lines where that is the route's format, since
 grpc-gateway serves them under that type), with q-values (RFC 9110: the most
-specific range decides a type's q; ties go to the route's default, then to the
-range written first). `*/*`, no Accept, or an Accept that names none of them
+specific range decides a type's q; between equal q, a type named outright beats
+one reached by a wildcard, then the route's default wins, then the range written
+first, then the order ndjson, JSON, SSE). `*/*`, no Accept, or an Accept that names none of them
 gives the default: like both anchors, a stream is never refused for its Accept.
 A stream of `google.api.HttpBody` is raw bytes whatever was asked.
 
@@ -188,9 +189,9 @@ def _negotiate(accept: str, default: StreamFormat) -> StreamFormat:
             known = best.get(candidate)
             if known is None or specificity > known[0]:
                 best[candidate] = (specificity, q, position)
-    ranked = [(q, fmt is default, -position, fmt) for t, (_, q, position) in best.items() if q > 0
-              for fmt in (candidates[t],)]
-    if not ranked:
-        return default
-    top = max(ranked, key=lambda r: r[:3])
-    return top[3]
+    order = list(candidates)
+    ranked = [
+        ((q, specificity, candidates[t] is default, -position, -order.index(t)), candidates[t])
+        for t, (specificity, q, position) in best.items() if q > 0
+    ]
+    return max(ranked)[1] if ranked else default

@@ -23,6 +23,8 @@ whole table:
   initial / trailing metadata `<name>: v`;
 * `x-echo-delay-ms: N` sleeps before each reply.
 
+A call the client cancels (or whose client went away) is marked `cancelled`.
+
 A gateway passes these only when told to: put `ECHO_CONTROLS` (plus any
 `x-echo-header-<name>` you use) in the test config's `forward_headers`.
 Every call's method and metadata are recorded (`EchoBackend.calls`).
@@ -52,6 +54,7 @@ class EchoCall:
     method: str  # "/package.Service/Method"
     metadata: tuple[tuple[str, str | bytes], ...]
     requests: list[bytes] = field(default_factory=list)
+    cancelled: bool = False  # the client cancelled the call while the backend was still in it
 
     def header(self, key: str) -> str | bytes | None:
         values = [v for k, v in self.metadata if k == key.lower()]
@@ -150,11 +153,15 @@ class EchoBackend:
                 call = self._record(path, context)
                 call.requests.append(request)
                 plan = _Plan(context)
-                await plan.start(context)
-                for sent in range(plan.repeat):
-                    await plan.before_reply(context, sent)
-                    yield request
-                await plan.before_reply(context, plan.repeat)
+                try:
+                    await plan.start(context)
+                    for sent in range(plan.repeat):
+                        await plan.before_reply(context, sent)
+                        yield request
+                    await plan.before_reply(context, plan.repeat)
+                except asyncio.CancelledError:
+                    call.cancelled = True
+                    raise
                 plan.finish(context)
 
             return grpc.unary_stream_rpc_method_handler(server_stream, **identity)
@@ -179,16 +186,16 @@ class _Plan:
     """What the caller's `x-echo-*` metadata asks of this call."""
 
     def __init__(self, context: grpc.aio.ServicerContext) -> None:
-        meta = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+        pairs = list(context.invocation_metadata())
+        meta = {k: v for k, v in pairs if isinstance(v, str)}
         self.repeat = int(meta.get("x-echo-repeat", "1"))
         fail = meta.get("x-echo-fail-after")
         self.fail_after = int(fail) if fail is not None else None
         self.code = grpc.StatusCode[meta.get("x-echo-code", "INTERNAL")]
         self.delay = int(meta.get("x-echo-delay-ms", "0")) / 1000
-        self.headers = [(k.removeprefix("x-echo-header-"), v) for k, v in meta.items() if k.startswith("x-echo-header-")]
-        self.trailers = [
-            (k.removeprefix("x-echo-trailer-"), v) for k, v in meta.items() if k.startswith("x-echo-trailer-")
-        ]
+        # Text and binary (`-bin`, bytes) values alike.
+        self.headers = [(k.removeprefix("x-echo-header-"), v) for k, v in pairs if k.startswith("x-echo-header-")]
+        self.trailers = [(k.removeprefix("x-echo-trailer-"), v) for k, v in pairs if k.startswith("x-echo-trailer-")]
 
     async def start(self, context: grpc.aio.ServicerContext) -> None:
         if self.headers:
