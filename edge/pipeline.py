@@ -142,22 +142,27 @@ class Pipeline:
             credentials.add(idempotency.config.header.lower())
         self._credentials = frozenset(credentials)
         self._trusted = list(config.rate_limits.trusted_proxies) if config.rate_limits is not None else []
-        self._rules: dict[int, tuple[Any, RequestHeaderRules]] = {}  # id(route.options) -> (options, rules)
+        # id(route.options) -> its rules; the options are held in _rules_for so an id is never reused.
+        self._rules: dict[int, RequestHeaderRules] = {}
+        self._rules_for: list[Any] = []
         self._settling: set[asyncio.Future[None]] = set()  # keyed calls settling after their caller left
 
     def header_rules(self, route: Route) -> RequestHeaderRules:
         """A route's request-header rules, built once per options object."""
-        options = route.options
-        entry = self._rules.get(id(options))
-        if entry is None or entry[0] is not options:
-            if len(self._rules) > 256:  # reloads build new options: keep the cache bounded
-                self._rules.clear()
-            rules = RequestHeaderRules(
-                options, protected=self._protected if options.header_rules is not HeaderRules.ALLOW_LIST
-                else self.stripped, credentials=self._credentials, trusted_proxies=self._trusted,
-            )
-            entry = self._rules[id(options)] = (options, rules)
-        return entry[1]
+        rules = self._rules.get(id(route.options))
+        return rules if rules is not None else self._build_rules(route.options)
+
+    def _build_rules(self, options: Any) -> RequestHeaderRules:
+        if len(self._rules) > 256:  # reloads build new options: keep the cache bounded
+            self._rules.clear()
+            self._rules_for.clear()
+        protected = self.stripped if options.header_rules is HeaderRules.ALLOW_LIST else self._protected
+        rules = RequestHeaderRules(
+            options, protected=protected, credentials=self._credentials, trusted_proxies=self._trusted
+        )
+        self._rules_for.append(options)
+        self._rules[id(options)] = rules
+        return rules
 
     # ---- the steps --------------------------------------------------------------------
 
@@ -246,8 +251,17 @@ class Pipeline:
         trace = incoming_trace(headers)
         if trace is not None:
             metadata.extend(trace.metadata())
-        rules = self.header_rules(route)
-        rules.add_listed(headers, metadata)
+        rules = self._rules.get(id(route.options)) or self.header_rules(route)
+        for name in rules.names:  # the allow-list (forward_headers), the loop it always was
+            value = headers.get(name)
+            if value is not None:
+                # gRPC metadata carries printable ASCII only; grpc would fail the call as a 500.
+                if not (value.isascii() and value.isprintable()):
+                    raise errors.BadRequest(
+                        f"header {name!r} holds characters a gRPC backend cannot be sent (only printable ASCII)",
+                        field=name,
+                    )
+                metadata.append((name, value))
         if rules.needs_more:
             rules.add_more(headers, call.peer_ip, metadata)
         if self.authenticator is not None and call.auth is not None and policy is not None:
