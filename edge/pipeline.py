@@ -412,7 +412,7 @@ class Pipeline:
             while (message := await stream.next()) is not None:
                 if len(items) >= cap:
                     raise errors.PayloadTooLarge(f"stream has more than {cap} messages; call it alone to stream it")
-                items.append(route.response_codec.encode_stream_item(message).rstrip(b"\n"))
+                items.append(route.response_codec.encode_stream_item(message))
         except CallError as exc:
             status, headers, body = call_error_parts(exc)
             record.grpc_code, record.http_status = exc.code.value[0], status
