@@ -409,3 +409,24 @@ def test_x_forwarded_for_holds_only_what_the_config_trusts(auth_gateway, echo, x
     r, call = _call(auth_gateway, echo, headers)
     assert call.header("x-forwarded-for") == expected
     assert call.header("x-forwarded-host") == "api.example"  # from a trusted proxy
+
+
+def test_a_forwarded_token_is_the_only_authorization(echo, auth_keys) -> None:
+    """An issuer that forwards its validated token (edge/auth) sends exactly that header;
+    grpc-gateway's rules add no second one, forged through Grpc-Metadata-* or not."""
+    idp = IdpServer().start()
+    idp.publish(auth_keys.public_jwks(auth_keys.rsa, auth_keys.ec))
+    config = gateway_config(
+        [{"name": "echo", "target": echo.target}],
+        transcoding={"profile": "grpc-gateway"},
+        auth={"issuers": [issuer_config(idp, forward_token=True)], "default_policy": {"auth": "optional"}},
+    )
+    try:
+        with running_gateway(config) as gw, httpx.Client(base_url=gw.url, timeout=10) as client:
+            token = mint(auth_keys.rsa)
+            r, call = _call(client, echo, {**bearer(token), "grpc-metadata-authorization": "Bearer forged"})
+            assert r.status_code == 200, r.text
+            assert [v for k, v in call.metadata if k == "authorization"] == [f"Bearer {token}"]
+            assert call.header("grpcgateway-authorization") is None
+    finally:
+        idp.stop()
