@@ -39,7 +39,8 @@ Replies (`response_metadata`): the backend's initial metadata as
 (grpc-gateway's names), or under ``envoy`` by their own names, as Envoy passes a
 backend's headers through. Binary values are sent base64-encoded (their gRPC wire
 form, what Envoy passes on; grpc-gateway writes the raw bytes). Edge never sends
-HTTP trailers (its HTTP/1.1 server has none and browsers ignore them): a unary
+HTTP trailers (neither its HTTP/1.1 nor its HTTP/2 listener writes response
+trailers, and browsers ignore them): a unary
 reply is complete before its head is written, so its trailing metadata are
 ordinary headers, with or without `TE: trailers` (grpc-gateway sends them as HTTP
 trailers, and only with it); a stream's trailing metadata come after the head and

@@ -36,7 +36,7 @@ the first message), so each format says it in its body:
 * ``json-array``: a last element `{"error": <status>}`, then `]`, so the body stays
   valid JSON and the failure is visible. Envoy closes the array with `]` and puts
   the status only in HTTP/2 trailers (dropped on HTTP/1.1), so its client sees a
-  short but complete-looking array; edge has no trailers to send (see
+  short but complete-looking array; edge writes no response trailers (see
   edge/header_rules.py) and never lets a truncated stream pass for a whole one;
 * ``sse``: an `event: error` event whose data is the status (EventSource fires it
   at `addEventListener("error", ...)` with the status in `event.data`).

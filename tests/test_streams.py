@@ -461,3 +461,27 @@ def test_a_forwarded_token_is_the_only_authorization(echo, auth_keys) -> None:
             assert call.header("grpcgateway-authorization") is None
     finally:
         idp.stop()
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_over_http2_streams_keep_their_format_and_a_reset_cancels_the_call(gateways, echo, profile) -> None:
+    """The same formats over h2c (edge/http2.py); a client that resets its stream mid-way
+    cancels the backend call as a closed HTTP/1.1 connection does."""
+    base = str(gateways[profile].base_url)
+    with httpx.Client(base_url=base, http1=False, http2=True, timeout=15) as h2:
+        r = h2.get("/v1/notes/t10:watch", headers={"accept": "text/event-stream", "x-echo-repeat": "2",
+                                                   "x-echo-fail-after": "2"})
+        assert r.http_version == "HTTP/2" and r.headers["content-type"] == "text/event-stream"
+        check_stream("sse", r.content, [note("t10", profile=profile)] * 2,
+                     {"code": 13, "message": "echo failed after 2 replies as asked", "details": []})
+        request_id = uuid.uuid4().hex
+        headers = {"x-echo-repeat": "1000", "x-echo-delay-ms": "50", "x-request-id": request_id}
+        with h2.stream("GET", "/v1/notes/t11:watch", headers=headers) as s:
+            assert b"t11" in next(s.iter_bytes())
+        # closing the unread response resets the HTTP/2 stream; the connection stays
+
+    def cancelled() -> bool:
+        calls = [c for c in echo.calls_to("/WatchNotes") if c.header("x-request-id") == request_id]
+        return bool(calls) and calls[0].cancelled
+
+    assert wait_for(cancelled), "the backend never saw the cancellation"
