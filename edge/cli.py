@@ -125,8 +125,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
-    from .apidocs import document_options
-    from .openapi import build_from_config
+    from .apidocs import build_from_config, document_options
 
     config = _load(args.config)
     logging.basicConfig(level=logging.ERROR)

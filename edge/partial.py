@@ -212,7 +212,7 @@ def plan_for(route: Route, config: PartialResponsesConfig) -> RoutePlan:
 
 
 def openapi_parameters(config: PartialResponsesConfig) -> Any:
-    """For edge/openapi.py: the `fields` query parameter of each route where it is the gateway's."""
+    """For edge/openapi/ (`extra_parameters`): the `fields` query parameter of each route where it is the gateway's."""
 
     def parameters(route: Route) -> list[dict[str, Any]]:
         plan = plan_for(route, config)

@@ -19,25 +19,21 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from edge.backends import BackendRegistry
 from edge.config import GatewayConfig
-from edge.openapi import (
-    OpenApiCache,
-    SecurityInfo,
-    build_openapi,
-    docs_html,
-    registry_files,
-)
+from edge.apidocs import OpenApiCache, docs_html, registry_files
+from edge.openapi import SecurityInfo, build_openapi
 from transcoding.descriptors import (
     LoadedDescriptors,
     load_from_file,
     load_from_reflection,
 )
 from transcoding.query import PathError
-from transcoding.options import TranscodingOptions
+from transcoding.options import TranscodingOptions, profile
 from transcoding.routes import BackendSource, RouteTable
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_SET = ROOT / "protos" / "edgedemo" / "descriptors.binpb"
 TREES_SET = ROOT / "protos" / "edgeopenapi" / "descriptors.binpb"
+PATHS_SET = ROOT / "protos" / "compatpaths" / "descriptors.binpb"
 SCHEMAS = "#/components/schemas/"
 
 
@@ -415,6 +411,36 @@ def test_expanded_path_patterns_give_one_segment_parameters():
     assert ops["LibraryService_UpdateBook"][:2] == ("PATCH", "/v1/shelves/{shelf}/books/{book}")
     assert ops["LibraryService_CheckShelf"][:2] == ("HEAD", "/v1/shelves/{shelf}")
     assert ops["LibraryService_MoveBook"][1] == "/v1/shelves/{shelf}/books/{book}:move"
+
+
+# path_unescape -> (what its description must say, the value /v1/files/a%2Fb%40c%20d binds)
+DECODING = {
+    "all-except-reserved": (["reserved characters", "still percent-encoded", "Envoy's default"], "files/a%2Fb%40c d"),
+    "all-except-slash": (["`%2F`", "still percent-encoded"], "files/a%2Fb@c d"),
+    "all-characters": (["every escape is decoded", "`%2F` into '/'"], "files/a/b@c d"),
+    "legacy": (["decoded before routing", "separates segments"], "files/a/b@c d"),
+}
+
+
+@pytest.mark.parametrize("mode", DECODING)
+@pytest.mark.parametrize("expand", [False, True])
+def test_multi_segment_parameters_say_how_they_are_percent_decoded(mode, expand):
+    """`{name=files/**}`: the description names the route's path_unescape and says what
+    reaches the field, and the route table binds exactly that."""
+    table, loaded = _table(PATHS_SET, options=profile("edge", {"path_unescape": mode}))
+    document = _valid(build_openapi(table, files=_files(loaded), expand_path_patterns=expand))
+    (get_file,) = [op for _, _, op in _operations(document).values() if op["x-edge-template"] == "/v1/{name=files/**}"]
+    (name,) = _params(get_file, "path").values()
+    said, bound = DECODING[mode]
+    assert f"`path_unescape: {mode}`" in name["description"]
+    for words in said:
+        assert words in name["description"]
+    route, bindings = table.lookup("GET", "/v1/files/a%2Fb%40c%20d")
+    assert route.full_method.endswith("FileService/GetFile") and bindings == [(("name",), bound)]
+    # A one-segment variable is always fully decoded: nothing to say about path_unescape.
+    one_segment = [p for _, _, op in _operations(document).values() for p in op.get("parameters", [])
+                   if p["in"] == "path" and "x-edge-pattern" not in p and "x-edge-field" not in p]
+    assert one_segment and not any("path_unescape" in p.get("description", "") for p in one_segment)
 
 
 def test_security_schemes_and_per_route_requirements(demo):

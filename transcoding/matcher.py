@@ -98,7 +98,6 @@ T = TypeVar("T")
 _TCHAR = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~")
 _UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
 _HEX = frozenset(string.hexdigits)
-_RFC6570_RESERVED = "!#$&'()*+,/:;=?@[]"
 _MALFORMED_ESCAPE = re.compile("%(?![0-9A-Fa-f]{2})")
 _NONE: dict = {}
 _DEFAULT_OPTIONS = TranscodingOptions()
@@ -109,10 +108,7 @@ def _kept_escapes(chars: str) -> re.Pattern[str]:
     return re.compile("(%(?:" + "|".join(f"{ord(c):02X}" for c in chars) + "))", re.IGNORECASE)
 
 
-_KEPT = {
-    PathUnescape.ALL_EXCEPT_RESERVED: _kept_escapes(_RFC6570_RESERVED),
-    PathUnescape.ALL_EXCEPT_SLASH: _kept_escapes("/"),
-}
+_KEPT = {mode: _kept_escapes(mode.kept_escapes) for mode in PathUnescape if mode.kept_escapes}
 
 
 class NoRoute(LookupError):

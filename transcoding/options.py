@@ -46,6 +46,19 @@ class PathUnescape(str, Enum):
     ALL_CHARACTERS = "all-characters"  # everything decoded, %2F into '/'
     LEGACY = "legacy"  # the whole path decoded before routing: %2F separates segments (grpc-gateway's default)
 
+    @property
+    def kept_escapes(self) -> str:
+        """The characters whose percent-escapes a multi-segment variable keeps as sent
+        ('' where every escape is decoded): the matcher decodes by it, the OpenAPI
+        document describes it."""
+        return _KEPT_ESCAPES.get(self, "")
+
+
+_KEPT_ESCAPES = {
+    PathUnescape.ALL_EXCEPT_RESERVED: "!#$&'()*+,/:;=?@[]",  # RFC 6570 reserved characters
+    PathUnescape.ALL_EXCEPT_SLASH: "/",
+}
+
 
 class CustomVerbs(str, Enum):
     """What a `:xyz` at the end of a path's last segment is."""
