@@ -8,6 +8,12 @@
         await b.abandon(proven_not_sent=True)                     the call provably never left
         await b.abandon(proven_not_sent=False)                    deadline / connection lost after send
 
+The reservation may instead go to the store with the request's rate-limit charge, in one
+round trip (`StateStore.admit`): `prepare` says what to reserve, the rate limiter takes it
+along (`RateLimiter.check(..., reserve=r.request)`), and `begin(..., reserving=r)` reads the
+answer it brought back (or reserves alone when it brought none). A request refused between
+the two (its body does not decode) gives the key back with `give_back(r)`.
+
 An unknown outcome is not stored as final: the client gets 503/504 and its
 retry runs again, carrying the same derived `idempotency-key` metadata so a
 backend that deduplicates on it sees one operation. The key stays bound to
@@ -42,7 +48,7 @@ import orjson
 
 from ..matching import Matcher, Target
 from ..state.errors import StoreUnavailable
-from ..state.store import ReservationState, StateStore
+from ..state.store import ReservationState, ReserveRequest, StateStore, give_back
 from .config import IdempotencyConfig, IdempotencyRoute
 from .errors import IdempotencyError, IdempotencyInFlight, IdempotencyKeyMismatch, IdempotencyKeyRequired, \
     IdempotencyUnavailable
@@ -85,6 +91,16 @@ def decode_record(data: bytes) -> StoredResponse:
 class RouteRule:
     applies: bool
     require: bool
+
+
+@dataclass(slots=True)
+class Reserving:
+    """A valid key to reserve (`prepare`) and what `begin` needs to read the store's answer.
+    `request` may go to the store with the rate-limit charge and come back answered."""
+    rule: RouteRule
+    method: str
+    route_id: str
+    request: ReserveRequest
 
 
 @dataclass(slots=True)
@@ -202,43 +218,88 @@ class IdempotencyEngine:
             return min(self.config.lock_ttl, self.config.max_lock_ttl)
         return max(0.1, min(deadline + self.config.lock_margin, self.config.max_lock_ttl))
 
+    def prepare(self, principal_id: str | None, route_id: str, key: str | None, method: str, path: str,
+                query: Query, body: bytes, headers: Headers, *, grpc_method: str = "",
+                deadline: float | None = None) -> Reserving | None:
+        """The reservation `begin` would take, so it can go to the store ahead, with the
+        rate-limit charge. None when there is none to take ahead: idempotency does not apply,
+        the key is missing or malformed, or a restart hold is on (`begin` answers for those,
+        in their place, as it always did). Raises nothing and counts nothing."""
+        rule = self.rule_for(route_id, method, grpc_method)
+        if not rule.applies or key is None or self._holding():
+            return None
+        try:
+            key = parse_key(key, max_length=self.config.key_max_length, pattern=self._pattern,
+                            header=self.config.header)
+        except IdempotencyError:
+            return None
+        return self._reserving(rule, principal_id, route_id, key, method, path, query, body, headers, deadline)
+
+    def _reserving(self, rule: RouteRule, principal_id: str | None, route_id: str, key: str, method: str,
+                   path: str, query: Query, body: bytes, headers: Headers, deadline: float | None) -> Reserving:
+        fp = fingerprint(method, path, query, body, headers, self.config.fingerprint_headers)
+        request = ReserveRequest(backend_key(principal_id, route_id, key), fp, self.lock_ttl(deadline),
+                                 self.config.retention)
+        return Reserving(rule, method, route_id, request)
+
+    def _holding(self) -> float:
+        """Seconds left of a restart hold (0 when none)."""
+        if not self._hold_until:
+            return 0.0
+        left = self._hold_until - time.monotonic()
+        if left > 0:
+            return left
+        self._hold_until = 0.0
+        return 0.0
+
     async def begin(self, principal_id: str | None, route_id: str, key: str | None, method: str, path: str,
                     query: Query, body: bytes, headers: Headers, *, grpc_method: str = "",
-                    deadline: float | None = None) -> Begin:
+                    deadline: float | None = None, reserving: Reserving | None = None) -> Begin:
         """Reserve the key or say what to answer instead. Raises IdempotencyError for a
-        missing required key or a malformed one (400) and for a store outage (503)."""
-        rule = self.rule_for(route_id, method, grpc_method)
-        if not rule.applies:
-            return _INACTIVE
-        header = self.config.header
-        if key is None:
-            if rule.require:
-                self.counters.outcomes["missing"] += 1
-                raise IdempotencyKeyRequired(f"this route requires an {header} header (a unique value per "
-                                             f"operation, reused on retries)", header)
-            return _INACTIVE
-        try:
-            key = parse_key(key, max_length=self.config.key_max_length, pattern=self._pattern, header=header)
-        except IdempotencyError:
-            self.counters.outcomes["invalid"] += 1
-            raise
-        fp = fingerprint(method, path, query, body, headers, self.config.fingerprint_headers)
-        bkey = backend_key(principal_id, route_id, key)
-        if self._hold_until:
-            left = self._hold_until - time.monotonic()
-            if left > 0:
-                return self._without_store(rule, method, route_id, bkey, "recovering from a restart",
+        missing required key or a malformed one (400) and for a store outage (503).
+        `reserving`: what `prepare` returned for this request (the arguments before it are
+        then not read again), answered or not by the store call of the rate-limit charge."""
+        if reserving is None:
+            rule = self.rule_for(route_id, method, grpc_method)
+            if not rule.applies:
+                return _INACTIVE
+            header = self.config.header
+            if key is None:
+                if rule.require:
+                    self.counters.outcomes["missing"] += 1
+                    raise IdempotencyKeyRequired(f"this route requires an {header} header (a unique value per "
+                                                 f"operation, reused on retries)", header)
+                return _INACTIVE
+            try:
+                key = parse_key(key, max_length=self.config.key_max_length, pattern=self._pattern, header=header)
+            except IdempotencyError:
+                self.counters.outcomes["invalid"] += 1
+                raise
+            reserving = self._reserving(rule, principal_id, route_id, key, method, path, query, body, headers,
+                                        deadline)
+            left = self._holding()
+            if left:
+                return self._without_store(rule, method, route_id, reserving.request.key, "recovering from a restart",
                                            retry_after=math.ceil(left))
-            self._hold_until = 0.0
-        try:
-            res = await self.store.reserve(bkey, fp, self.lock_ttl(deadline))
-        except StoreUnavailable as e:
+        return await self._take(reserving)
+
+    async def _take(self, reserving: Reserving) -> Begin:
+        """The store's answer for the key (brought along with the charge, or asked for now) as a Begin."""
+        rule, method, route_id, request = reserving.rule, reserving.method, reserving.route_id, reserving.request
+        bkey, fp = request.key, request.fingerprint
+        res, request.answer = request.answer, None
+        if res is None:
+            try:
+                res = await self.store.reserve(bkey, fp, request.lock_ttl)
+            except StoreUnavailable as e:
+                res = e
+        if isinstance(res, StoreUnavailable):
             self.counters.store_errors += 1
-            return self._without_store(rule, method, route_id, bkey, str(e))
+            return self._without_store(rule, method, route_id, bkey, str(res))
         if res.state is ReservationState.NEW:
             if self._hold_until and self._hold_until > time.monotonic():
                 # this very call opened the connection that found the store restarted: the hold applies to it too
-                await self._release_quietly(bkey, fp, res.token)
+                await give_back(self.store, request, res)
                 return self._without_store(rule, method, route_id, bkey, "recovering from a restart",
                                            retry_after=math.ceil(self._hold_until - time.monotonic()))
             self.counters.outcomes["new"] += 1
@@ -253,6 +314,19 @@ class IdempotencyEngine:
         self.counters.outcomes["mismatch"] += 1
         return Begin(BeginState.MISMATCH, backend_key=bkey, engine=self)
 
+    async def give_back(self, reserving: Reserving | None) -> bool:
+        """The request was refused after its key was reserved with the charge and before `begin`
+        (its body did not decode, a header was unusable): nothing ran, so the key is released
+        (one that resumed an unknown outcome stays bound to its fingerprint). True when released."""
+        if reserving is None:
+            return False
+        request = reserving.request
+        answer, request.answer = request.answer, None
+        released = await give_back(self.store, request, answer)
+        if released:
+            self.counters.outcomes["released"] += 1
+        return released
+
     def _without_store(self, rule: RouteRule, method: str, route_id: str, bkey: str, why: str,
                        retry_after: int | None = None) -> Begin:
         """The store cannot vouch for this key: refuse (fail closed), or run without deduplication."""
@@ -266,12 +340,6 @@ class IdempotencyEngine:
         log.warning("idempotency store %s, running %s %s without deduplication",
                     why if recovering else f"unavailable ({why})", method, route_id)
         return Begin(BeginState.PROCEED, backend_key=bkey)
-
-    async def _release_quietly(self, bkey: str, fp: str, token: str | None) -> None:
-        try:
-            await self.store.release(bkey, fp, token, None)
-        except StoreUnavailable:
-            pass  # the lock expires on its own
 
     def _store_restarted(self, node: str, persistent: bool) -> None:
         """The store reports that `node` restarted; `persistent`: it reloaded its data from an AOF."""

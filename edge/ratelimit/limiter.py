@@ -12,6 +12,13 @@ refuses (503), `open` lets the request through uncounted, and `degrade`
 
 Hybrid mode (`rate_limits.hybrid`) leases up to `batch` units per counter
 from Redis in one call and spends them locally for up to `lease_ttl`.
+
+An Idempotency-Key reservation may ride along (`check(..., reserve=...)`): when
+the charge goes to the store, the reservation goes in the same call
+(`StateStore.admit`) and its answer comes back in `reserve.answer`, so a keyed
+request costs one round trip, not two. The store takes it only if the limits
+admit the request; and if a store failure's mode refuses a request whose key was
+taken anyway (Redis Cluster sends the two apart), the key is given back.
 """
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ from ..matching import Matcher, Target
 from ..state.errors import StoreUnavailable
 from ..state.keys import partition as safe_partition
 from ..state.memory import MemoryStore
-from ..state.store import LimitCheck, LimitResult, StateStore
+from ..state.store import LimitCheck, LimitResult, ReserveRequest, StateStore, give_back
 from .config import RateLimitConfig, RateLimitPolicy
 from .decision import AppliedPolicy, RateLimitDecision
 
@@ -124,6 +131,12 @@ class _Lease:
     blocked_cost: int = 0
 
 
+def _put_back(taken: list[tuple[_Lease, int]]) -> None:
+    """Return units taken from leases for a request that was not admitted after all."""
+    for lease, n in taken:
+        lease.left += n
+
+
 def _ceil(x: float) -> int:
     return max(0, math.ceil(x - 1e-9))
 
@@ -187,8 +200,10 @@ class RateLimiter:
         self._selection[key] = chosen
         return chosen
 
-    async def check(self, ctx: RateLimitContext, cost: int = 1) -> RateLimitDecision:
-        """Decide one request (cost > 1 charges that many units, e.g. one per batch item)."""
+    async def check(self, ctx: RateLimitContext, cost: int = 1,
+                    reserve: ReserveRequest | None = None) -> RateLimitDecision:
+        """Decide one request (cost > 1 charges that many units, e.g. one per batch item).
+        `reserve`: an idempotency reservation to take in the same store call (module docstring)."""
         if cost < 1:
             raise ValueError("cost must be at least 1")
         if not self.config.enabled:
@@ -205,9 +220,10 @@ class RateLimiter:
             if cost > limit:
                 return self._refuse_cost(p, limit, window, cost)
             specs.append(_Spec(p, limit, window, self._key(p, limit, window, ctx), cost))
-        return await self._charge(specs)
+        return await self._charge(specs, reserve)
 
-    async def check_many(self, requests: Sequence[tuple[RateLimitContext, int]]) -> RateLimitDecision:
+    async def check_many(self, requests: Sequence[tuple[RateLimitContext, int]],
+                         reserve: ReserveRequest | None = None) -> RateLimitDecision:
         """Decide several requests together, all or nothing, in one store call: a batch
         whose items hit different routes is charged on every policy any item falls
         under (a counter shared by items is charged their summed cost)."""
@@ -230,27 +246,43 @@ class RateLimiter:
         for spec in merged.values():
             if spec.cost > spec.limit:
                 return self._refuse_cost(spec.policy, spec.limit, spec.window, spec.cost)
-        return await self._charge(list(merged.values()))
+        return await self._charge(list(merged.values()), reserve)
 
     @staticmethod
     def _key(p: _Policy, limit: int, window: float, ctx: RateLimitContext) -> str:
         return f"{p.code}:{p.name}:{limit}/{round(window * 1000)}:{p.partition(ctx)}"
 
-    async def _charge(self, specs: list[_Spec]) -> RateLimitDecision:
+    async def _charge(self, specs: list[_Spec], reserve: ReserveRequest | None) -> RateLimitDecision:
         now = self._clock() if self._clock is not None else None
         try:
             if self._hybrid and any(s.policy.hybrid for s in specs):
-                decision = await self._check_hybrid(specs, now)
+                decision = await self._check_hybrid(specs, now, reserve)
             else:
-                results = await self.store.rate_limit(
-                    [LimitCheck(s.key, s.policy.algorithm, s.limit, s.window, s.cost) for s in specs], now)
+                results = await self._ask_store(
+                    [LimitCheck(s.key, s.policy.algorithm, s.limit, s.window, s.cost) for s in specs], now, reserve)
                 decision = self._decide(specs, results, "ok")
         except StoreUnavailable as e:
-            return self._store_failed(specs, now, e)
+            decision = self._store_failed(specs, now, e)
+            if not decision.allowed and reserve is not None:
+                await give_back(self.store, reserve, reserve.answer)  # no reservation outlives a refusal
+                reserve.answer = None
+            return decision
         if self._was_degraded:
             self._was_degraded = False
             log.warning("rate limit store %s answers again; limits are fleet-wide again", self.store.name)
         return decision
+
+    async def _ask_store(self, checks: list[LimitCheck], now: float | None,
+                         reserve: ReserveRequest | None) -> list[LimitResult]:
+        """The store's answer for these limits; a reservation rides along in the same call and
+        its answer is left in `reserve.answer`. Raises StoreUnavailable for the limits' part."""
+        if reserve is None:
+            return await self.store.rate_limit(checks, now)
+        admission = await self.store.admit(checks, reserve, now)
+        reserve.answer = admission.reservation
+        if isinstance(admission.limits, StoreUnavailable):
+            raise admission.limits
+        return admission.limits
 
     def _decide(self, specs: Sequence[_Spec], results: Sequence[LimitResult], status: str,
                 extra_remaining: Sequence[int] | None = None) -> RateLimitDecision:
@@ -304,24 +336,51 @@ class RateLimiter:
     def _batch(self, spec: _Spec) -> int:
         return max(1, min(self.config.hybrid.batch, spec.limit))
 
-    async def _check_hybrid(self, specs: Sequence[_Spec], now: float | None) -> RateLimitDecision:
-        """Spend local leases; refill the ones short of each spec's cost from Redis in one call.
-        Concurrent requests short of the same lease wait for one refill instead of each
-        leasing a batch (which would strand units in this process)."""
-        leases = self._leases
+    async def _check_hybrid(self, specs: Sequence[_Spec], now: float | None,
+                            reserve: ReserveRequest | None) -> RateLimitDecision:
+        """Spend local leases; refill the ones short of each spec's cost from Redis in one call
+        (which a reservation rides along). Concurrent requests short of the same lease wait for
+        one refill instead of each leasing a batch (which would strand units in this process)."""
+        await self._wait_for_refills(specs)
+        t = now if now is not None else time.monotonic()
+        spent = self._spend_leases(specs, t)
+        if isinstance(spent, RateLimitDecision):
+            return spent
+        taken, need = spent
+        if not need:
+            self.counters.lease_hits += 1
+            self.counters.decisions["allowed"] += 1
+            return RateLimitDecision(True, [self._lease_view(s, t) for s in specs], None, "lease")
+        results = await self._refill(specs, need, taken, now, reserve)
+        by_index = dict(zip((i for i, _, _ in need), results))
+        if not results[0].allowed:
+            return self._refill_refused(specs, need, results, by_index, taken, t)
+        self._keep_leases(specs, need, results, t)
+        self.counters.decisions["allowed"] += 1
+        return RateLimitDecision(True, [self._lease_view(s, t, by_index.get(i)) for i, s in enumerate(specs)],
+                                 None, "ok")
+
+    async def _wait_for_refills(self, specs: Sequence[_Spec]) -> None:
+        """Wait while another request refills a lease this one is short of (bounded rounds)."""
         for _ in range(16):
             waiting = []
             for s in specs:
                 if s.policy.hybrid and s.key in self._refilling:
-                    lease = leases.get(s.key)
+                    lease = self._leases.get(s.key)
                     if lease is None or lease.left < s.cost:
                         waiting.append(self._refilling[s.key])
             if not waiting:
-                break
+                return
             await asyncio.wait(waiting)
-        t = now if now is not None else time.monotonic()
+
+    def _spend_leases(self, specs: Sequence[_Spec], t: float
+                      ) -> RateLimitDecision | tuple[list[tuple[_Lease, int]], list[tuple[int, int, int]]]:
+        """Take each spec's cost from its lease where it holds enough. Returns the units taken
+        (to put back if the request is refused) and what Redis must grant, as (spec index, min
+        units, max units); or the refusal when a lease remembers that Redis said no."""
+        leases = self._leases
         taken: list[tuple[_Lease, int]] = []
-        need: list[tuple[int, int, int]] = []  # (spec index, min units, max units)
+        need: list[tuple[int, int, int]] = []
         for i, s in enumerate(specs):
             cost = s.cost
             if not s.policy.hybrid:
@@ -336,8 +395,7 @@ class RateLimiter:
                 taken.append((lease, cost))
                 continue
             if lease is not None and lease.blocked_until > t and cost >= lease.blocked_cost:
-                for held, n in taken:
-                    held.left += n
+                _put_back(taken)
                 applied = [self._lease_view(x, t) for x in specs]
                 return self._refused(s, applied, lease.blocked_until - t, "lease")
             part = lease.left if lease is not None else 0
@@ -345,45 +403,57 @@ class RateLimiter:
                 lease.left = 0  # type: ignore[union-attr]
                 taken.append((lease, part))  # type: ignore[arg-type]
             need.append((i, cost - part, max(cost - part, self._batch(s))))
-        if not need:
-            self.counters.lease_hits += 1
-            self.counters.decisions["allowed"] += 1
-            return RateLimitDecision(True, [self._lease_view(s, t) for s in specs], None, "lease")
+        return taken, need
+
+    async def _refill(self, specs: Sequence[_Spec], need: list[tuple[int, int, int]],
+                      taken: list[tuple[_Lease, int]], now: float | None,
+                      reserve: ReserveRequest | None) -> list[LimitResult]:
+        """One store call for every unit the leases lack; other requests short of the same
+        leases wait for it (`_wait_for_refills`)."""
         refilling = [specs[i].key for i, _, _ in need if specs[i].policy.hybrid and specs[i].key not in self._refilling]
         loop = asyncio.get_running_loop()
         for key in refilling:
             self._refilling[key] = loop.create_future()
         try:
-            results = await self.store.rate_limit(
+            results = await self._ask_store(
                 [LimitCheck(specs[i].key, specs[i].policy.algorithm, specs[i].limit, specs[i].window, mn, mx)
-                 for i, mn, mx in need], now)
+                 for i, mn, mx in need], now, reserve)
         except StoreUnavailable:
-            for held, n in taken:
-                held.left += n
+            _put_back(taken)
             raise
         finally:
             for key in refilling:
                 self._refilling.pop(key).set_result(None)
         self.counters.leases += 1
-        by_index = dict(zip((i for i, _, _ in need), results))
-        if not results[0].allowed:
-            for held, n in taken:
-                held.left += n
-            for (i, mn, _), r in zip(need, results):
-                if specs[i].policy.hybrid and r.retry_after > 0:
-                    lease = leases.get(specs[i].key)
-                    if lease is None:
-                        lease = leases[specs[i].key] = _Lease(0, t + r.retry_after)
-                    lease.blocked_until, lease.blocked_cost = t + r.retry_after, specs[i].cost
-                    lease.expires = max(lease.expires, lease.blocked_until)
-            applied = [self._lease_view(s, t, by_index.get(i)) for i, s in enumerate(specs)]
-            worst = max(by_index, key=lambda i: by_index[i].retry_after)
-            return self._refused(specs[worst], applied, by_index[worst].retry_after, "ok")
+        return results
+
+    def _refill_refused(self, specs: Sequence[_Spec], need: list[tuple[int, int, int]], results: list[LimitResult],
+                        by_index: dict[int, LimitResult], taken: list[tuple[_Lease, int]], t: float
+                        ) -> RateLimitDecision:
+        """Redis refused: the units taken from leases go back, and each lease remembers the
+        refusal until its Retry-After, so the next requests are refused without a round trip."""
+        _put_back(taken)
+        for (i, _, _), r in zip(need, results):
+            if specs[i].policy.hybrid and r.retry_after > 0:
+                lease = self._leases.get(specs[i].key)
+                if lease is None:
+                    lease = self._leases[specs[i].key] = _Lease(0, t + r.retry_after)
+                lease.blocked_until, lease.blocked_cost = t + r.retry_after, specs[i].cost
+                lease.expires = max(lease.expires, lease.blocked_until)
+        applied = [self._lease_view(s, t, by_index.get(i)) for i, s in enumerate(specs)]
+        worst = max(by_index, key=lambda i: by_index[i].retry_after)
+        return self._refused(specs[worst], applied, by_index[worst].retry_after, "ok")
+
+    def _keep_leases(self, specs: Sequence[_Spec], need: list[tuple[int, int, int]], results: list[LimitResult],
+                     t: float) -> None:
+        """Keep what Redis granted beyond this request's cost, up to `batch - 1` units per
+        counter (the overshoot bound), for up to `lease_ttl`."""
+        leases = self._leases
         for (i, mn, _), r in zip(need, results):
             s = specs[i]
             if not s.policy.hybrid:
                 continue
-            cap = self._batch(s) - 1  # what one instance may hold unspent: the overshoot bound
+            cap = self._batch(s) - 1
             extra = r.granted - mn
             lease = leases.get(s.key)
             if lease is not None and lease.expires > t:
@@ -395,9 +465,6 @@ class RateLimiter:
         if len(leases) > 10_000:
             for k in [k for k, v in leases.items() if v.expires <= t]:
                 del leases[k]
-        self.counters.decisions["allowed"] += 1
-        return RateLimitDecision(True, [self._lease_view(s, t, by_index.get(i)) for i, s in enumerate(specs)],
-                                 None, "ok")
 
     def _lease_view(self, s: _Spec, t: float, r: LimitResult | None = None) -> AppliedPolicy:
         lease = self._leases.get(s.key) if s.policy.hybrid else None

@@ -6,10 +6,11 @@ from .duration import Duration, parse_duration, parse_rate
 from .errors import StatusError, StoreUnavailable
 from .factory import build_store
 from .memory import MemoryStore
-from .store import LimitCheck, LimitResult, Reservation, ReservationState, StateStore, StoreStats
+from .store import (Admission, LimitCheck, LimitResult, Reservation, ReservationState, ReserveRequest, StateStore,
+                    StoreStats, give_back)
 
 __all__ = [
-    "BreakerConfig", "CircuitBreaker", "Duration", "LimitCheck", "LimitResult", "MemoryConfig", "MemoryStore",
-    "RedisConfig", "Reservation", "ReservationState", "StateConfig", "StateStore", "StatusError",
-    "StoreStats", "StoreUnavailable", "build_store", "parse_duration", "parse_rate",
+    "Admission", "BreakerConfig", "CircuitBreaker", "Duration", "LimitCheck", "LimitResult", "MemoryConfig", "MemoryStore",
+    "RedisConfig", "Reservation", "ReservationState", "ReserveRequest", "StateConfig", "StateStore", "StatusError",
+    "StoreStats", "StoreUnavailable", "build_store", "give_back", "parse_duration", "parse_rate",
 ]

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 from ..unique import unique_hex
 from . import algorithms
 from .errors import StoreUnavailable
-from .store import LimitCheck, LimitResult, Reservation, ReservationState, StoreStats
+from .store import Admission, LimitCheck, LimitResult, Reservation, ReservationState, ReserveRequest, StoreStats
 
 
 @dataclass(slots=True)
@@ -53,6 +53,9 @@ class MemoryStore:
     def rate_limit_sync(self, checks: Sequence[LimitCheck], now: float | None = None) -> list[LimitResult]:
         """The whole operation; sync so the hybrid and degraded paths can call it inline."""
         self.stats.round_trips += 1
+        return self._rate_limit(checks, now)
+
+    def _rate_limit(self, checks: Sequence[LimitCheck], now: float | None) -> list[LimitResult]:
         t = self._clock() if now is None else now
         now_us = int(t * 1_000_000)
         table = self._rl
@@ -96,6 +99,21 @@ class MemoryStore:
 
     async def reserve(self, key: str, fingerprint: str, lock_ttl: float) -> Reservation:
         self.stats.round_trips += 1
+        return self._reserve(key, fingerprint, lock_ttl)
+
+    async def admit(self, checks: Sequence[LimitCheck], reserve: ReserveRequest,
+                    now: float | None = None) -> Admission:
+        """One operation, as Redis's script: the reservation only when the limits admit."""
+        self.stats.round_trips += 1
+        limits = self._rate_limit(checks, now)
+        if not limits[0].allowed:
+            return Admission(limits, None)
+        try:
+            return Admission(limits, self._reserve(reserve.key, reserve.fingerprint, reserve.lock_ttl))
+        except StoreUnavailable as e:  # the table is full: the charge stands, as it would in two calls
+            return Admission(limits, e)
+
+    def _reserve(self, key: str, fingerprint: str, lock_ttl: float) -> Reservation:
         t = self._clock()
         rec = self._live(key, t)
         if rec is not None:
@@ -113,7 +131,7 @@ class MemoryStore:
                 raise StoreUnavailable(f"in-memory idempotency table is full ({self.max_idempotency_keys} live keys)")
         token = unique_hex()
         self._idem[key] = _Idem(t + lock_ttl, "f", fingerprint, token)
-        return Reservation(ReservationState.NEW, token=token)
+        return Reservation(ReservationState.NEW, token=token, resumed=rec is not None)
 
     async def complete(self, key: str, fingerprint: str, record: bytes, retention: float,
                        token: str | None = None) -> bool:

@@ -2,6 +2,11 @@
 
 Each operation is one EVALSHA of a Lua script from `lua/` (loaded once;
 redis-py reloads it on NOSCRIPT), so it is atomic and costs one round trip.
+`admit` (a request's limits and its idempotency reservation) is one script
+made of the two; on Redis Cluster their keys live in different slots (all
+rate-limit keys share one hash tag, each record has its own), so there it is
+the two scripts sent concurrently: still one round trip of waiting, two
+commands, and a refused request's reservation is released (a third, only then).
 Rate limits use the Redis server clock, so every gateway agrees on time.
 See `keys.py` and docs/state.md for the key schema; every key has a TTL.
 
@@ -34,16 +39,25 @@ from .breaker import CircuitBreaker
 from .config import RedisConfig
 from .errors import StoreUnavailable
 from .keys import idempotency_key, rate_limit_key
-from .store import LimitCheck, LimitResult, Reservation, ReservationState, StoreStats
+from .store import Admission, LimitCheck, LimitResult, Reservation, ReservationState, ReserveRequest, StoreStats, \
+    give_back
 
 log = logging.getLogger("edge.state.redis")
 
 # what a store that cannot answer raises: availability problems, never request errors
 _FAILURES = (RedisError, RedisClusterException, OSError, asyncio.TimeoutError)
-_SCRIPTS = ("ratelimit", "idem_reserve", "idem_complete", "idem_release")
+_SCRIPTS = ("ratelimit", "idem_reserve", "idem_complete", "idem_release", "admit")
 
 
 def _lua(name: str) -> str:
+    if name == "admit":  # the two scripts as functions of (KEYS, ARGV), then the part that calls them
+        return (f"local function rate_limit(KEYS, ARGV)\n{_lua('ratelimit')}\nend\n"
+                f"local function reserve(KEYS, ARGV)\n{_lua('idem_reserve')}\nend\n"
+                f"{_read('admit')}")
+    return _read(name)
+
+
+def _read(name: str) -> str:
     return resources.files(__package__).joinpath("lua").joinpath(f"{name}.lua").read_text()
 
 
@@ -173,7 +187,7 @@ class RedisStore:
         self.breaker.record_success()
         return result
 
-    async def rate_limit(self, checks: Sequence[LimitCheck], now: float | None = None) -> list[LimitResult]:
+    def _limit_args(self, checks: Sequence[LimitCheck], now: float | None) -> tuple[list[str], list[Any]]:
         keys: list[str] = []
         args: list[Any] = ["" if now is None else str(int(now * 1_000_000))]
         for c in checks:
@@ -182,23 +196,65 @@ class RedisStore:
             keys.append(rate_limit_key(self.prefix, self.rl_tag, c.key))
             args += ("g" if c.algorithm == "gcra" else "s", c.limit, max(1, window_us // unit), unit,
                      c.cost, c.max_cost if c.max_cost is not None else c.cost)
-        out = await self._call("rate_limit", self._scripts["ratelimit"], keys=keys, args=args)
+        return keys, args
+
+    @staticmethod
+    def _limit_results(out: list[Any], n: int) -> list[LimitResult]:
         admitted = out[0] == 1
         return [LimitResult(admitted, out[i], out[i + 1], out[i + 2] / 1e6, out[i + 3] / 1e6)
-                for i in range(2, 2 + 4 * len(checks), 4)]
+                for i in range(2, 2 + 4 * n, 4)]
 
-    async def reserve(self, key: str, fingerprint: str, lock_ttl: float) -> Reservation:
-        token = unique_hex()
-        out = await self._call("reserve", self._scripts["idem_reserve"], keys=[idempotency_key(self.prefix, key)],
-                               args=[fingerprint, token, _ms(lock_ttl)])
+    @staticmethod
+    def _reservation(out: list[Any], token: str) -> Reservation:
         state = out[0].decode()
         if state == "new":
-            return Reservation(ReservationState.NEW, token=token)
+            return Reservation(ReservationState.NEW, token=token, resumed=out[1] == 1)
         if state == "in_flight":
             return Reservation(ReservationState.IN_FLIGHT, retry_after=max(0, out[1]) / 1000)
         if state == "completed":
             return Reservation(ReservationState.COMPLETED, record=out[1])
         return Reservation(ReservationState.MISMATCH)
+
+    async def rate_limit(self, checks: Sequence[LimitCheck], now: float | None = None) -> list[LimitResult]:
+        keys, args = self._limit_args(checks, now)
+        out = await self._call("rate_limit", self._scripts["ratelimit"], keys=keys, args=args)
+        return self._limit_results(out, len(checks))
+
+    async def reserve(self, key: str, fingerprint: str, lock_ttl: float) -> Reservation:
+        token = unique_hex()
+        out = await self._call("reserve", self._scripts["idem_reserve"], keys=[idempotency_key(self.prefix, key)],
+                               args=[fingerprint, token, _ms(lock_ttl)])
+        return self._reservation(out, token)
+
+    async def admit(self, checks: Sequence[LimitCheck], reserve: ReserveRequest,
+                    now: float | None = None) -> Admission:
+        if self.config.cluster:
+            return await self._admit_concurrently(checks, reserve, now)
+        keys, args = self._limit_args(checks, now)
+        token = unique_hex()
+        keys.append(idempotency_key(self.prefix, reserve.key))
+        args += (reserve.fingerprint, token, _ms(reserve.lock_ttl))
+        try:
+            limits, reserved = await self._call("admit", self._scripts["admit"], keys=keys, args=args)
+        except StoreUnavailable as e:
+            return Admission(e, e)
+        return Admission(self._limit_results(limits, len(checks)), self._reservation(reserved, token) if reserved else None)
+
+    async def _admit_concurrently(self, checks: Sequence[LimitCheck], reserve: ReserveRequest,
+                                  now: float | None) -> Admission:
+        """Redis Cluster: the rate-limit keys and the record hash to different slots (usually
+        different shards), which no one script may touch. Both go at once; a reservation the
+        limits refused is released before the answer, so none survives a refused request."""
+        limits, reserved = await asyncio.gather(self.rate_limit(checks, now),
+                                                self.reserve(reserve.key, reserve.fingerprint, reserve.lock_ttl),
+                                                return_exceptions=True)
+        for part in (limits, reserved):
+            if isinstance(part, BaseException) and not isinstance(part, StoreUnavailable):
+                raise part
+        if isinstance(limits, list) and not limits[0].allowed:
+            await give_back(self, reserve, reserved)
+            reserved = None
+        return Admission(limits, reserved)  # type: ignore[arg-type]
 
     async def complete(self, key: str, fingerprint: str, record: bytes, retention: float,
                        token: str | None = None) -> bool:

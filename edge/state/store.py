@@ -3,12 +3,16 @@
 Two implementations: `MemoryStore` (one process) and `RedisStore` (a fleet).
 Every operation is atomic on the store's side, so engines never need locks,
 and `rate_limit` evaluates every limit of a request at once, all-or-nothing.
+`admit` does a request's rate limits and its Idempotency-Key reservation in
+one call (one Redis round trip), the reservation only if the limits admit it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal, Protocol, Sequence, runtime_checkable
+
+from .errors import StoreUnavailable
 
 Algorithm = Literal["gcra", "sliding_window"]
 
@@ -50,6 +54,29 @@ class Reservation:
     record: bytes | None = None      # the stored response, when COMPLETED
     token: str | None = None         # proves ownership of a NEW reservation to complete/release
     retry_after: float | None = None # seconds the in-flight lock still holds, when IN_FLIGHT
+    resumed: bool = False            # NEW over an earlier attempt of unknown outcome (the key stays bound)
+
+
+@dataclass(slots=True)
+class ReserveRequest:
+    """An Idempotency-Key reservation to take in the same store call as the request's rate
+    limits (`admit`). `answer` is what came back when it went with the charge: the
+    reservation, or the StoreUnavailable that kept the store from answering; None when it
+    did not go (no store call was needed for the limits, or a limit refused the request)."""
+    key: str
+    fingerprint: str
+    lock_ttl: float
+    keep_resumed: float  # a resumed key given back stays bound to its fingerprint this long (seconds)
+    answer: Reservation | StoreUnavailable | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """`admit`'s answer. `reservation` is None when a limit refused the request: nothing was
+    reserved (or what was, was released). Either part is the StoreUnavailable that kept the
+    store from answering it (both the same one where they share one call)."""
+    limits: list[LimitResult] | StoreUnavailable
+    reservation: Reservation | StoreUnavailable | None
 
 
 @dataclass(slots=True)
@@ -76,6 +103,14 @@ class StateStore(Protocol):
         """Take `key` for one execution, or say why not (in flight, done, other request)."""
         ...
 
+    async def admit(self, checks: Sequence[LimitCheck], reserve: ReserveRequest,
+                    now: float | None = None) -> Admission:
+        """`rate_limit(checks)` and, only when it admits, `reserve(...)`, as one operation
+        where the store allows it: a refused request leaves no reservation behind, and a
+        replay or a conflict is charged exactly as if the two were called one after the
+        other. Never raises StoreUnavailable: the Admission carries it."""
+        ...
+
     async def complete(self, key: str, fingerprint: str, record: bytes, retention: float,
                        token: str | None = None) -> bool:
         """Store the final response for `retention` seconds. False when the key now
@@ -89,3 +124,17 @@ class StateStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+async def give_back(store: StateStore, request: ReserveRequest, reservation: Reservation | StoreUnavailable | None) -> bool:
+    """Release a NEW reservation nothing ran under (its request was refused after the key was
+    taken with the charge). A key it resumed stays bound to its fingerprint: the earlier
+    attempt's outcome is still unknown. False when there was nothing to give back, or the
+    store could not take it (then the lock expires on its own, like any lock)."""
+    if not isinstance(reservation, Reservation) or reservation.state is not ReservationState.NEW:
+        return False
+    try:
+        return await store.release(request.key, request.fingerprint, reservation.token,
+                                   request.keep_resumed if reservation.resumed else None)
+    except StoreUnavailable:
+        return False

@@ -2,7 +2,8 @@
 -- KEYS[1] the record (hash: st = f in flight | c completed | u outcome unknown,
 --         fp = request fingerprint, tok = owner token, rec = stored response).
 -- ARGV    fingerprint, owner token, lock TTL in ms.
--- Returns {"new"} | {"in_flight", pttl} | {"completed", record} | {"mismatch"}.
+-- Returns {"new", resumed} | {"in_flight", pttl} | {"completed", record} | {"mismatch"};
+-- resumed is 1 when the key was bound to this fingerprint by an attempt of unknown outcome.
 local h = redis.call('HMGET', KEYS[1], 'st', 'fp', 'rec')
 local st = h[1]
 if st and h[2] ~= ARGV[1] then
@@ -17,4 +18,4 @@ end
 -- absent, or an earlier attempt whose outcome is unknown: this request runs it (again)
 redis.call('HSET', KEYS[1], 'st', 'f', 'fp', ARGV[1], 'tok', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {'new'}
+return {'new', st == 'u' and 1 or 0}
