@@ -238,16 +238,19 @@ async def serve(
     admin: bool = True,
 ) -> None:
     server = GatewayServer(config, host, port, sockets=sockets, admin=admin)
+    # The handlers go in before the listeners open: a SIGTERM sent as soon as the port
+    # answers (an orchestrator that is quick to scale down) must drain, not kill the
+    # process with Python's default action while start-up is still finishing.
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, server.begin_shutdown)
+    loop.add_signal_handler(signal.SIGINT, lambda: server.begin_shutdown(pre_drain_delay=0))
+    loop.add_signal_handler(signal.SIGHUP, server.reload)
     await server.start()
     # Everything built at start-up (descriptor pools, route table, config, modules)
     # lives as long as the process: move it out of the cyclic collector's sight,
     # so a full collection walks only request garbage instead of setting the p99.
     gc.collect()
     gc.freeze()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, server.begin_shutdown)
-    loop.add_signal_handler(signal.SIGINT, lambda: server.begin_shutdown(pre_drain_delay=0))
-    loop.add_signal_handler(signal.SIGHUP, server.reload)
     await server.wait_closed()
 
 
