@@ -186,6 +186,8 @@ class GatewayServer:
                 await asyncio.gather(*self._tasks)  # surfaces a bind failure
                 raise RuntimeError("a listener stopped during start-up")
             await asyncio.sleep(0.01)
+        if self._shutdown is not None:  # a signal during start-up: the listeners are already closing
+            return
         scheme = "https" if self.tls is not None else "http"
         log.info("gateway listening on %s://%s:%d", scheme, self.public.config.host, self.public.port)
 
@@ -236,6 +238,7 @@ async def serve(
     *,
     sockets: list[socket.socket] | None = None,
     admin: bool = True,
+    early_signals: list[int] | None = None,
 ) -> None:
     server = GatewayServer(config, host, port, sockets=sockets, admin=admin)
     # The handlers go in before the listeners open: a SIGTERM sent as soon as the port
@@ -245,6 +248,8 @@ async def serve(
     loop.add_signal_handler(signal.SIGTERM, server.begin_shutdown)
     loop.add_signal_handler(signal.SIGINT, lambda: server.begin_shutdown(pre_drain_delay=0))
     loop.add_signal_handler(signal.SIGHUP, server.reload)
+    for signum in early_signals or ():
+        os.kill(os.getpid(), signum)  # delivered again, now to the loop's handlers
     await server.start()
     # Everything built at start-up (descriptor pools, route table, config, modules)
     # lives as long as the process: move it out of the cyclic collector's sight,
@@ -265,8 +270,12 @@ def _worker_main(config: GatewayConfig, sock: socket.socket, index: int, log_lev
         uvloop.install()
     except ImportError:
         pass
+    # A signal forwarded while this worker starts is kept and acted on once its loop runs.
+    early: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, lambda signum, _frame: early.append(signum))
     # Only worker 0 runs the admin listener; SIGHUP reaches every worker via the supervisor.
-    asyncio.run(serve(config, sockets=[sock], admin=index == 0))
+    asyncio.run(serve(config, sockets=[sock], admin=index == 0, early_signals=early))
 
 
 def _listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
@@ -297,7 +306,6 @@ def run_workers(config: GatewayConfig, workers: int, host: str | None, port: int
     """Bind the public port once (a socket per worker) and run `workers` gateway processes on it."""
     host = host or config.listen.host
     port = config.listen.port if port is None else port
-    socks = _listening_sockets(host, port, workers)
     # Metrics from all workers are aggregated through files in this directory.
     metrics_dir = None
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
@@ -311,9 +319,6 @@ def run_workers(config: GatewayConfig, workers: int, host: str | None, port: int
         proc.start()
         procs[index] = proc
 
-    for i in range(workers):
-        start(i)
-    log.info("supervisor %d: %d workers on %s:%d", os.getpid(), workers, host, socks[0].getsockname()[1])
     stopping = False
 
     def forward(signum: int, _frame: Any) -> None:
@@ -324,8 +329,16 @@ def run_workers(config: GatewayConfig, workers: int, host: str | None, port: int
             if proc.pid is not None and proc.is_alive():
                 os.kill(proc.pid, signum)
 
+    # Before the port accepts and any worker exists: a supervisor that a SIGTERM killed
+    # while they start would leave its workers serving on it with nobody to stop them.
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
+    socks = _listening_sockets(host, port, workers)
+    for i in range(workers):
+        start(i)
+    if stopping:  # a signal while they started: the ones it missed are told now
+        forward(signal.SIGTERM, None)
+    log.info("supervisor %d: %d workers on %s:%d", os.getpid(), workers, host, socks[0].getsockname()[1])
     last_start: dict[int, float] = {}
     while True:
         for index, proc in list(procs.items()):

@@ -223,3 +223,36 @@ def test_workers_serve_http2(tmp_path, demo_backend):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one-process", "two-workers"])
+def test_sigterm_the_moment_the_port_opens_drains(tmp_path, demo_backend, workers):
+    """An orchestrator may send SIGTERM as soon as the port accepts, while start-up is still
+    finishing (gc.collect/freeze, or workers still starting): the process must drain and exit 0,
+    not die of the signal, and leave nothing listening behind it."""
+    port = _free_port()
+    config = tmp_path / "edge.yaml"
+    config.write_text(
+        f"listen: {{host: 127.0.0.1, port: {port}, plaintext: true}}\nadmin: {{enabled: false}}\n"
+        f"lifecycle: {{pre_drain_delay: 0s, drain_timeout: 5s}}\n"
+        f"backends: [{{name: demo, target: '{demo_backend.target}'}}]\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "serve", "--config", str(config), *workers], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.002)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, proc.stderr.read() if proc.stderr else ""
+        with pytest.raises(OSError):  # no worker left serving the port
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
