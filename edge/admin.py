@@ -27,8 +27,8 @@ _KEY_ID = re.compile(r"^[0-9a-f]{16}$")
 
 def _stored_keys(gateway: Any) -> StoredKeys:
     """The running gateway's stored API keys (`auth.api_key_store`), or a 404 saying they are off."""
-    pipeline = getattr(gateway, "pipeline", None)
-    authenticator = getattr(pipeline, "authenticator", None)
+    core = getattr(gateway, "core", None)
+    authenticator = getattr(core, "authenticator", None)
     keys = getattr(authenticator, "stored_keys", None)
     if keys is None:
         raise HTTPException(404, "stored API keys are off: set auth.api_key_store in the config")
@@ -36,7 +36,7 @@ def _stored_keys(gateway: Any) -> StoredKeys:
 
 
 def build_admin_app(registry: BackendRegistry, gateway: Any = None) -> FastAPI:
-    """`gateway` is the running GatewayApp (its pipeline holds the API key store)."""
+    """`gateway` is the running GatewayApp (its core holds the API key store)."""
     app = FastAPI(title="edge admin", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.post("/admin/reload")
@@ -94,7 +94,7 @@ def build_admin_app(registry: BackendRegistry, gateway: Any = None) -> FastAPI:
             stored = await keys.list()
         except StoreUnavailable as exc:
             raise HTTPException(503, f"API key store unavailable: {exc}") from None
-        config_keys = gateway.pipeline.authenticator.api_keys.entries()
+        config_keys = gateway.core.authenticator.api_keys.entries()
         return {
             "shared": keys.shared,
             "revocation_bound_seconds": keys.config.cache_ttl,
@@ -116,7 +116,7 @@ def build_admin_app(registry: BackendRegistry, gateway: Any = None) -> FastAPI:
         except StoreUnavailable as exc:
             raise HTTPException(503, f"API key store unavailable: {exc}") from None
         if not removed:
-            if any(e.sha256.startswith(key_id) for e in gateway.pipeline.authenticator.api_keys.entries()):
+            if any(e.sha256.startswith(key_id) for e in gateway.core.authenticator.api_keys.entries()):
                 raise HTTPException(409, f"key {key_id} is in the config file (auth.api_keys): remove it there")
             raise HTTPException(404, f"no stored key {key_id}")
         return {"revoked": key_id, "effective_everywhere_within_seconds": keys.config.cache_ttl}

@@ -1,43 +1,33 @@
-"""The public ASGI application: HTTP in, `Pipeline` in the middle, HTTP out.
+"""The public ASGI application: one dispatch on the scope's type, then on the request,
+to the protocol adapter that serves it (edge/protocols/), each on the one core (edge/core/).
 
-The gateway's own endpoints (`/healthz`, `/readyz`) are answered here, before
-any route lookup, auth or limit. Everything else becomes a `Call` for the
-pipeline. Every failure is a client error in the common JSON shape, or a 500
-that carries the request id (details only in the log).
+The gateway's own endpoints (`/healthz`, `/readyz`, `/openapi.json`, `/docs`) are
+answered here, before any route lookup, auth or limit; so are CORS preflights and
+load shedding. The batch endpoint and composed routes are REST endpoints of their own
+(edge/batch.py, edge/compose.py, running their items through the REST adapter);
+everything else is a REST call. A `websocket` scope would get its own branch in
+`__call__`, beside `http` and `lifespan`. Every failure is a client error in the
+protocol's error shape, or a 500 that carries the request id (details only in the log).
 """
 from __future__ import annotations
 
 import logging
 from time import perf_counter
 from typing import Any
-from urllib.parse import quote
 
-from . import compression
 from .apidocs import DOCS_PATH, OPENAPI_PATH, ApiDocs
 from .backends import BackendRegistry
 from .batch import BatchEndpoint
 from .compose import ComposedRoutes
-from .conditional import weaken_etag
 from .config import GatewayConfig
 from .cors import build_cors
-from .errors import EXPECTED
-from .http import (
-    JSON_CONTENT_TYPE,
-    ClientDisconnected,
-    Receive,
-    Scope,
-    Send,
-    header_dict,
-    json_bytes,
-    read_body,
-    request_id_from,
-    send_response,
-)
+from .core import CallRecord, Core
+from .http import JSON_CONTENT_TYPE, Receive, Scope, Send, header_dict, json_bytes, request_id_from, send_response
 from .observability.observer import RequestObserver
 from .overload import LoadShedder
-from .pipeline import Call, CallRecord, Pipeline
+from .protocols.rest import RestAdapter, RestCall, raw_path_of
 from .readiness import Readiness
-from .runtime import build_pipeline
+from .runtime import build_runtime
 
 log = logging.getLogger("edge.app")
 
@@ -50,7 +40,8 @@ class GatewayApp:
     def __init__(self, config: GatewayConfig, registry: BackendRegistry | None = None) -> None:
         self.config = config
         self.registry = registry or BackendRegistry(config)
-        self.pipeline: Pipeline | None = None
+        self.core: Core | None = None
+        self.rest: RestAdapter | None = None
         self.draining = False
         self._closers: list[Any] = []
         self._client_ip = _client_ip_resolver(config)
@@ -59,17 +50,17 @@ class GatewayApp:
         self.observer: RequestObserver | None = None
         self.docs: ApiDocs | None = None
         self.readiness: Readiness | None = None
-        self._body_limit = config.compression.decompression_limit(config.transcoding.max_body_bytes)
-        self._opted_out: dict[tuple[str, str | None, str], bool] = {}
         limit = config.overload.max_inflight
         self.shedder = LoadShedder(limit, config.overload.retry_after) if limit is not None else None
         self.cors = build_cors(config)
 
     async def start(self) -> None:
-        self.pipeline, self._closers = await build_pipeline(self.config, self.registry)
+        runtime = await build_runtime(self.config, self.registry)
+        self.core, self._closers = runtime.core, runtime.closers
+        self.rest = RestAdapter(self.config, runtime.core, partial=runtime.partial, caching=runtime.caching)
         self.observer = RequestObserver(self.config.access_log)
-        self.docs = ApiDocs(self.config, self.registry, self.pipeline.policies)
-        self.readiness = Readiness(self.registry, self.pipeline.store)
+        self.docs = ApiDocs(self.config, self.registry, self.core.policies)
+        self.readiness = Readiness(self.registry, self.core.store)
 
     async def close(self) -> None:
         for close in reversed(self._closers):
@@ -127,8 +118,8 @@ class GatewayApp:
             return await send_response(send, 200, [(b"content-type", JSON_CONTENT_TYPE), id_header], b'{"status":"ok"}')
         if path == "/readyz":
             return await self._ready(send, id_header)
-        pipeline, observer, docs = self.pipeline, self.observer, self.docs
-        assert pipeline is not None and observer is not None and docs is not None, "GatewayApp.start() was not called"
+        rest, observer, docs = self.rest, self.observer, self.docs
+        assert rest is not None and observer is not None and docs is not None, "GatewayApp.start() was not called"
         record = CallRecord()
         if self.cors is not None:  # browsers on other origins: preflights end here, every other answer gets CORS headers
             if self.cors.is_preflight(scope["method"], headers):
@@ -136,69 +127,21 @@ class GatewayApp:
             send = self.cors.sender(send, headers.get("origin"), scope["method"], record)
         if path in (OPENAPI_PATH, DOCS_PATH) and scope["method"] in ("GET", "HEAD"):
             return await docs.respond(path, send, id_header)
-        if self.batch is not None and path == self.batch.path:  # before any route: the batch runs its items through the pipeline
-            return await self._batch(pipeline, observer, scope, receive, send, headers, request_id)
+        if self.batch is not None and path == self.batch.path:  # before any route: the batch runs its items through the adapter
+            return await self._batch(rest, observer, scope, receive, send, headers, request_id)
         if self.compose is not None:  # composed routes shadow the route table (edge/compose.py)
-            composed = self.compose.match(scope["method"], _raw_path(scope))
+            composed = self.compose.match(scope["method"], raw_path_of(scope))
             if composed is not None:
-                return await self._compose(pipeline, observer, scope, receive, send, headers, request_id, composed)
-        started = perf_counter()
-        call = Call(
-            http_method=scope["method"],
-            raw_path=_raw_path(scope),
-            query_string=scope["query_string"],
-            headers=headers,
-            body=b"",
-            client_ip=self._client_ip(scope, headers),
-            request_id=request_id,
-            peer_ip=_peer_ip(scope),
-        )
-        config = self.config
-        with observer.metrics.inflight():
-            try:
-                body = await read_body(receive, headers, config.transcoding.max_body_bytes)
-                call.body = compression.decompress_request(body, headers.get("content-encoding"), self._body_limit)
-                reply = await pipeline.run(
-                    call, record, send=send, receive=receive, extra_headers=[id_header],
-                    accept_encoding=headers.get("accept-encoding"),
-                )
-            except ClientDisconnected:
-                return
-            except Exception as exc:
-                if not isinstance(exc, EXPECTED):
-                    log.error("unexpected failure serving request %s", request_id, exc_info=exc)
-                reply = pipeline.error_reply(exc, call, record)
-                reply.headers.append(id_header)
-            if reply is not None:
-                opted_out = record.grpc_method is not None and self._route_opted_out(record.grpc_method, record.route, call.http_method)
-                out = compression.compress_response(
-                    config.compression, headers.get("accept-encoding"), reply.headers, reply.body, opted_out=opted_out)
-                if out is not reply.body and pipeline.caching is not None:
-                    weaken_etag(reply.headers)  # a coded reply's tag is weak (edge/conditional.py)
-                await send_response(send, reply.status, reply.headers, out)
-                status, sent = reply.status, len(out)
-            else:  # a stream, already written
-                status, sent = record.http_status or 200, record.streamed_bytes
-            observer.finish(call, record, http_status=status, bytes_out=sent,
-                            total_s=perf_counter() - started, path=path, http_version=scope["http_version"])
+                return await self._compose(rest, observer, scope, receive, send, headers, request_id, composed)
+        await rest.serve(scope, receive, send, headers, request_id, self._client_ip(scope, headers), record, observer)
 
-    def _route_opted_out(self, grpc_method: str, route: str | None, http_method: str) -> bool:
-        """The compression opt-out of a route, looked up once per route (it reads the config's patterns)."""
-        key = (grpc_method, route, http_method)
-        opted_out = self._opted_out.get(key)
-        if opted_out is None:
-            opted_out = self.config.compression.route_opted_out(grpc_method, route, http_method)
-            if len(self._opted_out) < 10_000:  # routes are few; a bound all the same
-                self._opted_out[key] = opted_out
-        return opted_out
-
-    async def _batch(self, pipeline: Pipeline, observer: RequestObserver, scope: Scope, receive: Receive, send: Send,
+    async def _batch(self, rest: RestAdapter, observer: RequestObserver, scope: Scope, receive: Receive, send: Send,
                      headers: dict[str, str], request_id: str) -> None:
         """One access-log line for the batch and one per item, all sharing the batch's request id."""
         started = perf_counter()
         assert self.batch is not None
         with observer.metrics.inflight():
-            result = await self.batch.handle(pipeline, scope, receive, send, headers, request_id,
+            result = await self.batch.handle(rest, scope, receive, send, headers, request_id,
                                              self._client_ip(scope, headers))
         if result.items:
             observer.metrics.batch(len(result.items))
@@ -216,21 +159,21 @@ class GatewayApp:
         """A CORS preflight, answered before auth, limits and the body: one access-log line."""
         assert self.cors is not None
         started = perf_counter()
-        call = Call(http_method="OPTIONS", raw_path=_raw_path(scope), query_string=scope["query_string"],
+        call = RestCall(http_method="OPTIONS", raw_path=raw_path_of(scope), query_string=scope["query_string"],
                     headers=headers, body=b"", client_ip=self._client_ip(scope, headers), request_id=request_id)
         record = CallRecord()
         status, sent = await self.cors.preflight(self.registry.table, call.raw_path, headers, send, id_header, record)
         observer.finish(call, record, http_status=status, bytes_out=sent, total_s=perf_counter() - started,
                         path=scope["path"], http_version=scope["http_version"])
 
-    async def _compose(self, pipeline: Pipeline, observer: RequestObserver, scope: Scope, receive: Receive, send: Send,
+    async def _compose(self, rest: RestAdapter, observer: RequestObserver, scope: Scope, receive: Receive, send: Send,
                        headers: dict[str, str], request_id: str, composed: tuple[Any, dict[str, str]]) -> None:
         """One access-log line for the composed request and one per part (as batch items)."""
         started = perf_counter()
         assert self.compose is not None
         route, variables = composed
         with observer.metrics.inflight():
-            result = await self.compose.handle(pipeline, route, variables, scope, receive, send, headers, request_id,
+            result = await self.compose.handle(rest, route, variables, scope, receive, send, headers, request_id,
                                                self._client_ip(scope, headers))
         for item in result.items:
             if item.reply is None:
@@ -252,18 +195,6 @@ class GatewayApp:
 
 
 _NEVER_SHED = frozenset({"/healthz", "/readyz"})
-
-
-def _raw_path(scope: Scope) -> str:
-    raw = scope.get("raw_path")
-    if raw:
-        return raw.decode("latin-1")
-    return quote(scope["path"])
-
-
-def _peer_ip(scope: Scope) -> str | None:
-    peer = scope.get("client")
-    return peer[0] if peer else None
 
 
 def _client_ip_resolver(config: GatewayConfig):

@@ -1,7 +1,7 @@
 """The batch endpoint: many calls in one HTTP request, run as parallel gRPC calls.
 
 A mobile screen that needs seven calls pays one round trip instead of seven.
-Each item becomes a `pipeline.Call` and goes through `Pipeline.run`, so it gets
+Each item becomes a `RestCall` through the REST adapter and the core, so it gets
 exactly the route, JSON mapping, policy check, errors and idempotency it would
 get alone. What the batch adds on top:
 
@@ -40,6 +40,7 @@ import orjson
 
 from transcoding import errors
 from transcoding.codec import load_json
+from transcoding.routes import Route
 
 from . import compression
 from .auth import AuthError, EffectivePolicy
@@ -58,7 +59,9 @@ from .http import (
     send_response,
 )
 from .idempotency import BeginState, StoredResponse
-from .pipeline import Call, CallRecord, Pipeline, Reply, client_deadline
+from .ratelimit import rate_limit_headers
+from .core import CallRecord, client_deadline
+from .protocols.rest import Reply, RestAdapter, RestCall
 from .references import ABSENT, BATCH, MAX_DEPTH, Reference, TooDeep, body_references, follow, references
 from .references import substitute, substitute_url
 
@@ -108,7 +111,7 @@ class ItemResult:
     """One item's call, record and answer: what its access-log line and metrics need."""
 
     id: str
-    call: Call  # request_id is "<batch request id>/<item id>"; raw_path as sent (or as written, if never sent)
+    call: RestCall  # request_id is "<batch request id>/<item id>"; raw_path as sent (or as written, if never sent)
     record: CallRecord
     reply: Reply | None = None
     value: Any = _ABSENT  # the body as a JSON value, for references and the answer
@@ -124,7 +127,7 @@ class ItemResult:
 class BatchResult:
     """The batch's own call and record, and one `ItemResult` per item in request order."""
 
-    call: Call
+    call: RestCall
     record: CallRecord
     items: list[ItemResult] = field(default_factory=list)
     disconnected: bool = False
@@ -141,7 +144,7 @@ class BatchEndpoint:
 
     async def handle(
         self,
-        pipeline: Pipeline,
+        rest: RestAdapter,
         scope: Scope,
         receive: Receive,
         send: Send,
@@ -150,33 +153,33 @@ class BatchEndpoint:
         client_ip: str | None,
     ) -> BatchResult:
         """Serve one batch request; nothing is sent when the client went away."""
-        call = Call("POST", self.path, scope.get("query_string", b""), headers, b"", client_ip, request_id)
+        call = RestCall("POST", self.path, scope.get("query_string", b""), headers, b"", client_ip, request_id)
         call.peer_ip = scope["client"][0] if scope.get("client") else None
         result = BatchResult(call, CallRecord(route=self.path))
         try:
             if scope["method"] != "POST":
                 raise errors.MethodNotAllowed(f"{scope['method']} is not allowed on the batch endpoint {self.path}; use POST", ["POST"])
-            reply = await self._serve(pipeline, call, result, receive)
+            reply = await self._serve(rest, call, result, receive)
         except ClientDisconnected:
             reply = None
         except Exception as exc:  # noqa: BLE001 - every failure is an answer; error_reply logs the unexpected
-            reply = pipeline.error_reply(exc, call, result.record)
+            reply = rest.error_reply(exc, call, result.record)
         if reply is None:
             result.disconnected = True
             return result
         result.record.http_status = reply.status
         reply.headers.append((b"x-request-id", request_id.encode("latin-1")))
         # A batch answer is the big one a slow mobile link waits for: compressed like any answer.
-        body = compression.compress_response(pipeline.config.compression, headers.get("accept-encoding"), reply.headers, reply.body)
+        body = compression.compress_response(rest.config.compression, headers.get("accept-encoding"), reply.headers, reply.body)
         result.bytes_out = len(body)
         await send_response(send, reply.status, reply.headers, body)
         return result
 
     # ---- the batch ------------------------------------------------------------------------
 
-    async def _serve(self, pipeline: Pipeline, call: Call, result: BatchResult, receive: Receive) -> Reply | None:
+    async def _serve(self, rest: RestAdapter, call: RestCall, result: BatchResult, receive: Receive) -> Reply | None:
         record = result.record
-        await self._authenticate(pipeline, call, record)
+        await self._authenticate(rest, call, record)
         content_type = call.headers.get("content-type")
         if content_type is not None and not _is_json(content_type):
             raise errors.UnsupportedMediaType(f"a batch is a JSON document; Content-Type {content_type!r} is not JSON")
@@ -186,10 +189,10 @@ class BatchEndpoint:
         items = parse_batch(call.body, self.config)
         timeout = client_deadline(call.headers, self.config.max_timeout, self.config.max_timeout)
         headers_out: RawHeaders = [(b"content-type", JSON_CONTENT_TYPE)]
-        headers_out += await pipeline.charge_items(call, record, [(i.method, i.url.partition("?")[0]) for i in items])
+        headers_out += await _charge_items(rest, call, record, [(i.method, i.url.partition("?")[0]) for i in items])
 
         begin = None
-        engine = pipeline.idempotency
+        engine = rest.core.idempotency
         if engine is not None:
             begin = await engine.begin(
                 call.principal.subject if call.principal else None,
@@ -214,7 +217,7 @@ class BatchEndpoint:
                 record.idempotency = "new"
 
         try:
-            finished = await self._run(pipeline, call, items, result, receive, timeout)
+            finished = await self._run(rest, call, items, result, receive, timeout)
         except BaseException:
             if begin is not None:
                 await asyncio.shield(begin.abandon(proven_not_sent=False))
@@ -230,13 +233,13 @@ class BatchEndpoint:
         record.grpc_code = 0
         return Reply(200, headers_out, body, 0)
 
-    async def _authenticate(self, pipeline: Pipeline, call: Call, record: CallRecord) -> None:
+    async def _authenticate(self, rest: RestAdapter, call: RestCall, record: CallRecord) -> None:
         """Once for the batch; the items reuse the principal and check only their routes' policies."""
-        if pipeline.authenticator is None:
+        if rest.core.authenticator is None:
             return
         policy = EffectivePolicy(auth=self.config.auth, source="batch")
         try:
-            outcome = await pipeline.authenticator.authenticate(call.headers, policy)
+            outcome = await rest.core.authenticator.authenticate(call.headers, policy)
         except AuthError as exc:
             record.auth_decision, record.auth_reason = "denied", exc.reason
             raise
@@ -245,7 +248,7 @@ class BatchEndpoint:
         record.principal = outcome.principal.subject if outcome.principal else None
 
     async def _run(
-        self, pipeline: Pipeline, call: Call, items: list[Item], result: BatchResult, receive: Receive, timeout: float
+        self, rest: RestAdapter, call: RestCall, items: list[Item], result: BatchResult, receive: Receive, timeout: float
     ) -> bool:
         """Run every item within the deadline; False when the client disconnected."""
         results = {item.id: ItemResult(item.id, _placeholder_call(call, item), CallRecord()) for item in items}
@@ -254,7 +257,7 @@ class BatchEndpoint:
         slots = asyncio.Semaphore(self.config.max_concurrency)
 
         async def run(item_id: str) -> None:
-            await self._run_item(pipeline, call, by_id[item_id], results, slots)
+            await self._run_item(rest, call, by_id[item_id], results, slots)
 
         outcome = await run_graph(
             [item.id for item in items], {item.id: item.depends_on for item in items}, run,
@@ -265,15 +268,15 @@ class BatchEndpoint:
         for item_id in outcome.late:
             late = results[item_id]
             exc = BatchDeadlineExceeded(f"the batch deadline of {timeout:g}s passed before item {item_id!r} finished")
-            late.reply = pipeline.error_reply(exc, late.call, late.record)
+            late.reply = rest.error_reply(exc, late.call, late.record)
             late.value = _json_value(late.reply)
             late.seconds = perf_counter() - late.started if late.started is not None else 0.0
         return True
 
     async def _run_item(
         self,
-        pipeline: Pipeline,
-        batch: Call,
+        rest: RestAdapter,
+        batch: RestCall,
         item: Item,
         results: dict[str, ItemResult],
         slots: asyncio.Semaphore,
@@ -293,14 +296,14 @@ class BatchEndpoint:
                 url = substitute_url(url, resolve, BATCH)
                 if body is not _ABSENT:
                     body = substitute(body, resolve, BATCH, "body")
-            _fill_call(call, url, body, item, batch.headers, self.path, _credential_headers(pipeline))
+            _fill_call(call, url, body, item, batch.headers, self.path, _credential_headers(rest))
             async with slots:
-                backend = _backend_of(pipeline, call)
+                backend = _backend_of(rest, call)
                 async with self._backend_slot(backend) if backend is not None else contextlib.nullcontext():
-                    reply = await pipeline.run(call, mine.record, stream_cap=self.config.stream_max_messages)
+                    reply = await rest.run(call, mine.record, stream_cap=self.config.stream_max_messages)
             assert reply is not None  # no `send`: streams are collected into one reply
         except Exception as exc:  # noqa: BLE001 - one item's failure is its answer, never the batch's
-            reply = pipeline.error_reply(exc, call, mine.record)
+            reply = rest.error_reply(exc, call, mine.record)
         if item.method == "HEAD":
             reply.body = b""  # as alone: a HEAD answer has no body
         mine.reply, mine.value, mine.seconds = reply, _json_value(reply), perf_counter() - mine.started
@@ -436,8 +439,8 @@ def _resolver(results: dict[str, ItemResult]):
 # ---- one item's call -----------------------------------------------------------------------------
 
 
-def _placeholder_call(batch: Call, item: Item) -> Call:
-    return Call(
+def _placeholder_call(batch: RestCall, item: Item) -> RestCall:
+    return RestCall(
         http_method=item.method,
         raw_path=item.url.partition("?")[0],
         query_string=b"",
@@ -453,7 +456,7 @@ def _placeholder_call(batch: Call, item: Item) -> Call:
 
 
 def _fill_call(
-    call: Call, url: str, body: Any, item: Item, batch_headers: dict[str, str], batch_path: str, credentials: frozenset[str]
+    call: RestCall, url: str, body: Any, item: Item, batch_headers: dict[str, str], batch_path: str, credentials: frozenset[str]
 ) -> None:
     """Path, query, headers and body as if the item had arrived alone; refuses the gateway's own paths."""
     safe_url = quote(url, safe=_URL_SAFE)
@@ -491,19 +494,43 @@ def _json_body(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":")).encode()
 
 
-def _credential_headers(pipeline: Pipeline) -> frozenset[str]:
+async def _charge_items(rest: RestAdapter, call: RestCall, record: CallRecord, items: list[tuple[str, str]]) -> RawHeaders:
+    """A batch's charge: one unit per item on every policy its route falls under, all
+    items decided together before any runs, so a batch never half-runs for lack of budget."""
+    limits = rest.core.limits
+    if limits is None or call.charged or not items:
+        return []
+    table = rest.core.registry.table
+    subjects = []
+    for http_method, path in items:
+        try:
+            route: Route | None = table.lookup(http_method, path)[0]
+        except errors.TranscodeError:
+            route = None  # still one unit: the item is answered (404, 405...) like a single call
+        if route is None:
+            subject = limits.subject(call.principal, call.client_ip, http_method, path, "", "")
+        else:
+            subject = limits.subject(call.principal, call.client_ip, http_method, route.template, route.method.containing_service.full_name,
+                                     route.full_method)
+        subjects.append((subject, 1))
+    decision = await limits.charge_many(subjects, record)
+    call.charged = True
+    return raw_headers(rate_limit_headers(decision))
+
+
+def _credential_headers(rest: RestAdapter) -> frozenset[str]:
     names = {"authorization"}
-    if pipeline.authenticator is not None:
-        names |= set(pipeline.authenticator.credential_header_names)
+    if rest.core.authenticator is not None:
+        names |= set(rest.core.authenticator.credential_header_names)
     return frozenset(names)
 
 
-def _backend_of(pipeline: Pipeline, call: Call) -> str | None:
+def _backend_of(rest: RestAdapter, call: RestCall) -> str | None:
     """The backend the item will reach (for its per-backend cap), or None when it has no route."""
     try:
-        route, _ = pipeline.registry.table.lookup(call.http_method, call.raw_path)
+        route, _ = rest.core.registry.table.lookup(call.http_method, call.raw_path)
     except errors.TranscodeError:
-        return None  # pipeline.run raises the same error and it becomes the item's answer
+        return None  # the adapter raises the same error and it becomes the item's answer
     return route.backend
 
 

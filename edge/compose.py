@@ -18,7 +18,7 @@ scheduling is edge/graph.py's, shared with batches). A reference with no value
 (a parameter not sent, a claim not in the token, a field the reply left out)
 leaves its field unset, as proto3 reads an absent field.
 
-Each part is a `pipeline.Call` through `Pipeline.run`, exactly as a batch item:
+Each part is a `RestCall` through the REST adapter and the core, exactly as a batch item:
 the method's first HTTP binding (one without `response_body` when there is one)
 gives the route whose auth policy, scopes, rate limits and transcoding options
 apply to it, as if that route had been called alone with the composed request's
@@ -69,7 +69,8 @@ from .conditional import weaken_etag
 from .graph import run_graph
 from .http import JSON_CONTENT_TYPE, Receive, Send, send_response
 from .matching import Target
-from .pipeline import Call, CallRecord, Pipeline, Reply, client_deadline, parse_query
+from .core import CallRecord, client_deadline
+from .protocols.rest import Reply, RestAdapter, RestCall, parse_query
 from .references import ABSENT, Reference, follow, substitute
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ class PartPlan:
     problem: str | None = None  # why the part cannot run (method not served, request not valid...)
     coerce: bool = False  # text references into bool fields: read "true"/"false" after substitution
     level: Level | None = None  # its reply, for `fields`
-    query: bytes = b""  # `fields=...` of the part, for the pipeline
+    query: bytes = b""  # `fields=...` of the part, for the REST adapter
 
 
 @dataclass
@@ -287,7 +288,7 @@ class PartResult:
     """One part's call, record and answer: what its access-log line needs (like a batch item)."""
 
     id: str
-    call: Call
+    call: RestCall
     record: CallRecord
     reply: Reply | None = None
     value: Any = ABSENT  # the JSON body, parsed only when a reference or a mask needs it
@@ -301,7 +302,7 @@ class PartResult:
 
 @dataclass
 class ComposeResult:
-    call: Call
+    call: RestCall
     record: CallRecord
     items: list[PartResult] = field(default_factory=list)
     disconnected: bool = False
@@ -309,7 +310,7 @@ class ComposeResult:
 
 
 class ComposedRoutes:
-    """Every `compose` route of a config: matched before the route table, run through the pipeline."""
+    """Every `compose` route of a config: matched before the route table, parts run through the REST adapter."""
 
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
@@ -328,46 +329,46 @@ class ComposedRoutes:
             return None
         return found.value, {names[0]: value for names, value in found.bindings}
 
-    def plan(self, pipeline: Pipeline, route: ComposeRoute) -> RoutePlan:
-        table = pipeline.registry.table
+    def plan(self, rest: RestAdapter, route: ComposeRoute) -> RoutePlan:
+        table = rest.core.registry.table
         if table is not self._table:  # a reload: plans hold the old table's routes
             self._table, self._plans = table, {}
         plan = self._plans.get(route.route)
         if plan is None:
-            plan = self._plans[route.route] = plan_route(route, table, pipeline.policy_for)[0]
+            plan = self._plans[route.route] = plan_route(route, table, rest.core.policy_for)[0]
         return plan
 
     async def handle(
-        self, pipeline: Pipeline, route: ComposeRoute, variables: dict[str, str], scope: dict[str, Any],
+        self, rest: RestAdapter, route: ComposeRoute, variables: dict[str, str], scope: dict[str, Any],
         receive: Receive, send: Send, headers: dict[str, str], request_id: str, client_ip: str | None,
     ) -> ComposeResult:
         raw_path = scope.get("raw_path") or scope["path"].encode()
-        call = Call(scope["method"], raw_path.decode("latin-1"), scope.get("query_string", b""), headers, b"",
+        call = RestCall(scope["method"], raw_path.decode("latin-1"), scope.get("query_string", b""), headers, b"",
                     client_ip, request_id)
         record = CallRecord(route=route.template)
         result = ComposeResult(call, record)
         try:
-            reply = await self._serve(pipeline, route, variables, call, result, receive)
+            reply = await self._serve(rest, route, variables, call, result, receive)
         except Exception as exc:  # noqa: BLE001 - every failure is an answer; error_reply logs the unexpected
-            reply = pipeline.error_reply(exc, call, record)
+            reply = rest.error_reply(exc, call, record)
         if reply is None:
             result.disconnected = True
             return result
         record.http_status = reply.status
         reply.headers.append((b"x-request-id", request_id.encode("latin-1")))
-        body = compression.compress_response(pipeline.config.compression, headers.get("accept-encoding"),
+        body = compression.compress_response(rest.config.compression, headers.get("accept-encoding"),
                                              reply.headers, reply.body)
-        if body is not reply.body and pipeline.caching is not None:
+        if body is not reply.body and rest.caching is not None:
             weaken_etag(reply.headers)
         result.bytes_out = len(body)
         await send_response(send, reply.status, reply.headers, body)
         return result
 
-    async def _serve(self, pipeline: Pipeline, route: ComposeRoute, variables: dict[str, str], call: Call,
+    async def _serve(self, rest: RestAdapter, route: ComposeRoute, variables: dict[str, str], call: RestCall,
                      result: ComposeResult, receive: Receive) -> Reply | None:
         record = result.record
-        await self._authenticate(pipeline, call, record)
-        plan = self.plan(pipeline, route)
+        await self._authenticate(rest, call, record)
+        plan = self.plan(rest, route)
         query = self._query(route, call)
         selection, needed = self._mask(plan, query.pop("fields", None))
         parts = [p for p in route.parts if p.id in needed]
@@ -383,9 +384,9 @@ class ComposedRoutes:
             mine = results[part_id]
             mine.started = perf_counter()
             try:
-                reply = await self._run_part(pipeline, route, part_plan, mine, results, sources, call)
+                reply = await self._run_part(rest, route, part_plan, mine, results, sources, call)
             except Exception as exc:  # noqa: BLE001 - a part's failure is its answer
-                reply = pipeline.error_reply(exc, mine.call, mine.record)
+                reply = rest.error_reply(exc, mine.call, mine.record)
             mine.reply, mine.seconds = reply, perf_counter() - mine.started
             if part_id in referenced and mine.succeeded:
                 mine.value = _json(reply)
@@ -405,7 +406,7 @@ class ComposedRoutes:
                 exc = BatchDeadlineExceeded(
                     f"part {part_id!r} of {route.route} did not finish within the composition's {timeout:g}s"
                     if not abort.is_set() else f"part {part_id!r} was cancelled: another part failed")
-                late.reply = pipeline.error_reply(exc, late.call, late.record)
+                late.reply = rest.error_reply(exc, late.call, late.record)
                 late.seconds = perf_counter() - late.started if late.started is not None else 0.0
         for part in parts:  # config order: the first failing `fail` part is the answer
             mine = results[part.id]
@@ -421,19 +422,19 @@ class ComposedRoutes:
         body = self._assemble(plan, parts, results, selection)
         record.grpc_code = 0
         reply = Reply(200, [(b"content-type", JSON_CONTENT_TYPE)], body, 0)
-        caching = pipeline.caching
+        caching = rest.caching
         if caching is not None and call.http_method in ("GET", "HEAD"):
             target = Target("", route.http_method, route.template)
             reply = caching.conclude(call, caching.plan_for(target, plan.takes_credential), reply)
         return reply
 
-    async def _authenticate(self, pipeline: Pipeline, call: Call, record: CallRecord) -> None:
+    async def _authenticate(self, rest: RestAdapter, call: RestCall, record: CallRecord) -> None:
         """Once for the composition, as `optional`: a bad credential is refused, none is let in;
         each part then meets its own route's policy with this principal."""
-        if pipeline.authenticator is None:
+        if rest.core.authenticator is None:
             return
         try:
-            outcome = await pipeline.authenticator.authenticate(
+            outcome = await rest.core.authenticator.authenticate(
                 call.headers, EffectivePolicy(auth="optional", source="compose"))
         except AuthError as exc:
             record.auth_decision, record.auth_reason = "denied", exc.reason
@@ -442,7 +443,7 @@ class ComposedRoutes:
         record.auth_decision, record.auth_reason = outcome.decision, outcome.reason
         record.principal = outcome.principal.subject if outcome.principal else None
 
-    def _query(self, route: ComposeRoute, call: Call) -> dict[str, str]:
+    def _query(self, route: ComposeRoute, call: RestCall) -> dict[str, str]:
         allowed = set(route.query_names) | {"fields"}
         out: dict[str, str] = {}
         for key, value in parse_query(call.query_string):
@@ -488,8 +489,8 @@ class ComposedRoutes:
                 todo.extend(route.depends(part_id))
         return frozenset(needed)
 
-    async def _run_part(self, pipeline: Pipeline, route: ComposeRoute, plan: PartPlan, mine: PartResult,
-                        results: dict[str, PartResult], sources: dict[str, Any], composite: Call) -> Reply:
+    async def _run_part(self, rest: RestAdapter, route: ComposeRoute, plan: PartPlan, mine: PartResult,
+                        results: dict[str, PartResult], sources: dict[str, Any], composite: RestCall) -> Reply:
         part = plan.part
         failed = [d for d in route.depends(part.id) if not results[d].succeeded]
         if failed:
@@ -524,7 +525,7 @@ class ComposedRoutes:
         if part.timeout is not None:
             headers["x-request-timeout"] = f"{part.timeout:g}"
         call.headers = headers
-        reply = await pipeline.run(call, mine.record)
+        reply = await rest.run(call, mine.record)
         assert reply is not None
         return reply
 
@@ -552,8 +553,8 @@ class ComposedRoutes:
         return b"{" + b",".join(pieces) + b"}"
 
 
-def _part_call(composite: Call, part: ComposePart) -> Call:
-    return Call(
+def _part_call(composite: RestCall, part: ComposePart) -> RestCall:
+    return RestCall(
         http_method="POST", raw_path=part.method, query_string=b"", headers={}, body=b"",
         client_ip=composite.client_ip, request_id=f"{composite.request_id}/{part.id}",
         principal=composite.principal, preauthenticated=True,

@@ -55,10 +55,10 @@ from transcoding.routes import Route
 from .compression import add_vary_accept_encoding
 from .matching import Matcher, MatchList, Target
 
-# The config module imports this one (for CachingConfig), and the pipeline imports the
+# The config module imports this one (for CachingConfig), and the REST adapter imports the
 # config: the types below are named for the reader only, so no import runs in a circle.
-Call = Any  # edge.pipeline.Call
-Reply = Any  # edge.pipeline.Reply
+Call = Any  # edge.protocols.rest.RestCall
+Reply = Any  # edge.protocols.rest.Reply
 EffectivePolicy = Any  # edge.auth.EffectivePolicy
 GatewayConfig = Any  # edge.config.GatewayConfig
 
@@ -210,7 +210,7 @@ class RoutePlan:
 
 
 class ConditionalGets:
-    """The `caching` section at work for one pipeline; per-route plans dropped on a table rebuild."""
+    """The `caching` section at work for the REST adapter; per-route plans dropped on a table rebuild."""
 
     def __init__(self, config: CachingConfig, gateway: GatewayConfig) -> None:
         self.config = config

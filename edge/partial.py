@@ -94,12 +94,6 @@ class Mask:
         prefix = self.plan.read_mask_prefix
         current.paths.extend(prefix + p for p in self.selection.paths)
 
-    async def trimmed(self, pending: Any) -> Any:
-        """The backend's outcome (edge/proxy.py's CallOutcome) with its body trimmed."""
-        outcome = await pending
-        outcome.body = self.trim(outcome.status, outcome.body)
-        return outcome
-
     def trim(self, status: int, body: bytes) -> bytes:
         """The body with only the selected fields (a 200's; anything else as it is)."""
         if self.selection is None or status != 200 or not body:
@@ -136,7 +130,7 @@ class RoutePlan:
 
 
 class PartialResponses:
-    """The per-route plans of one pipeline; plans are dropped when the route table is rebuilt."""
+    """The per-route plans of the REST adapter; plans are dropped when the route table is rebuilt."""
 
     def __init__(self, config: PartialResponsesConfig) -> None:
         self.config = config

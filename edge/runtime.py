@@ -1,23 +1,43 @@
-"""Building the offload engines a config asks for, and closing them again.
+"""Building what a config asks for, once: the engines, the core's chain of stages,
+and the REST adapter's own pieces; and closing them again.
 
-Each engine is built only when its config section is present, so a gateway
-without `auth:` or `rate_limits:` pays nothing for them per request.
+Each engine is built only when its config section is present, and a stage whose
+engine is not built is not in the chain at all, so a gateway without `auth:` or
+`rate_limits:` pays nothing for them per request. The chain's order is fixed
+here (edge/core/stages.py says why): identity, rate limits, decode, idempotency,
+then the backend call. A new stage goes into `stages` at its place.
 """
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from .backends import BackendRegistry
 from .config import GatewayConfig
-from .pipeline import Pipeline
+from .core import Core, Decode, Identity, Idempotency, MetadataRules, RateLimits, Stage
+
+if TYPE_CHECKING:
+    from .conditional import ConditionalGets
+    from .partial import PartialResponses
+    from .state import StateStore
 
 Closer = Callable[[], Awaitable[None]]
 
 
-async def build_pipeline(config: GatewayConfig, registry: BackendRegistry) -> tuple[Pipeline, list[Closer]]:
+@dataclass
+class Runtime:
+    """The core, the REST adapter's offloads (`fields`, conditional GETs), and what to close."""
+
+    core: Core
+    partial: PartialResponses | None = None
+    caching: ConditionalGets | None = None
+    closers: list[Closer] = field(default_factory=list)
+
+
+async def build_runtime(config: GatewayConfig, registry: BackendRegistry) -> Runtime:
     closers: list[Closer] = []
     authenticator = policies = limiter = idempotency = None
-    store: Any = None
+    store: StateStore | None = None
     stored_keys = config.auth is not None and config.auth.api_key_store is not None
     if config.rate_limits is not None or config.idempotency is not None or stored_keys:
         from .state import build_store
@@ -62,11 +82,30 @@ async def build_pipeline(config: GatewayConfig, registry: BackendRegistry) -> tu
 
         caching = ConditionalGets(config.caching, config)
         registry.on_rebuild.append(caching.clear)
-    pipeline = Pipeline(
-        config, registry, authenticator=authenticator, policies=policies, limiter=limiter, idempotency=idempotency,
-        store=store, partial=partial, caching=caching,
+    stages: list[Stage] = []
+    identity = None
+    if authenticator is not None and policies is not None:
+        identity = Identity(authenticator, policies)
+        stages.append(identity)
+    if limiter is not None:
+        stages.append(RateLimits(limiter))
+    stages.append(Decode(identity))
+    if idempotency is not None:
+        stages.append(Idempotency(idempotency))
+    core = Core(
+        registry, stages, _metadata_rules(config, authenticator, idempotency), authenticator=authenticator,
+        policies=policies, limiter=limiter, idempotency=idempotency, store=store,
     )
-    return pipeline, closers
+    return Runtime(core, partial, caching, closers)
+
+
+def _metadata_rules(config: GatewayConfig, authenticator: Any, idempotency: Any) -> MetadataRules:
+    stripped = frozenset(authenticator.stripped_header_names) if authenticator else frozenset()
+    credentials = set(authenticator.credential_header_names) if authenticator else set()
+    if idempotency is not None:
+        credentials.add(idempotency.config.header.lower())
+    trusted = list(config.rate_limits.trusted_proxies) if config.rate_limits is not None else []
+    return MetadataRules(stripped=stripped, credentials=frozenset(credentials), trusted_proxies=trusted)
 
 
 def longest_lock(config: GatewayConfig) -> float:

@@ -158,7 +158,7 @@ class GatewayServer:
         self._sockets = sockets
         self.admin: _Server | None = None
         if config.admin.enabled and admin:
-            admin_app = build_admin_app(self.registry, self.app)  # the app: its pipeline holds the API key store
+            admin_app = build_admin_app(self.registry, self.app)  # the app: its core holds the API key store
             admin_config = _uvicorn_config(admin_app, config.admin.host, config.admin.port, drain)
             limit_connections(admin_config, _limits(config.listen))
             self.admin = _Server(admin_config)

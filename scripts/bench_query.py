@@ -3,7 +3,7 @@
 `GET /v1/shelves/scifi/books?pageSize=2&genre=SCIENCE_FICTION`.
 
 Times, in-process and without a network, the three steps a request pays for
-its query string: parsing it (`edge.pipeline.parse_query`), setting the
+its query string: parsing it (`edge.protocols.rest.parse_query`), setting the
 fields (the route's `RouteQuery.apply`, or on older code `QueryMapper.apply`
 with `parent` bound by the path: the call the codec makes) and the whole
 request decode (`RequestCodec.decode`, path + query, no body). Prints the
@@ -25,7 +25,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "protos")]
 
 from edgedemo import library_pb2  # noqa: E402
 
-from edge.pipeline import parse_query  # noqa: E402
+from edge.protocols.rest import parse_query  # noqa: E402
 from transcoding.codec import RequestCodec  # noqa: E402
 
 QUERY = b"pageSize=2&genre=SCIENCE_FICTION"

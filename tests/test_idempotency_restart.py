@@ -142,7 +142,7 @@ def _run_scenario(gw, backend, redis):
 def test_with_aof_every_key_is_replayed_after_a_restart(stack_factory, start_private_redis, fsync):
     redis = start_private_redis("--appendonly", "yes", "--appendfsync", fsync)
     gw, backend = stack_factory(redis.url)
-    engine = gw.server.app.pipeline.idempotency
+    engine = gw.server.app.core.idempotency
     finished, running, first = _run_scenario(gw, backend, redis)
 
     seen: collections.Counter[str] = collections.Counter()
@@ -162,7 +162,7 @@ def test_with_aof_every_key_is_replayed_after_a_restart(stack_factory, start_pri
 def test_without_persistence_running_keys_run_once_and_finished_keys_run_again(stack_factory, start_private_redis):
     redis = start_private_redis()  # no AOF, no RDB: a restart comes back empty
     gw, backend = stack_factory(redis.url)
-    engine = gw.server.app.pipeline.idempotency
+    engine = gw.server.app.core.idempotency
     finished, running, first = _threaded_retries_during_restart(gw, backend, redis)
     seen, answers = first
     # the keys that were running when Redis restarted: the hold kept their retries back until

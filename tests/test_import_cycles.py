@@ -92,3 +92,12 @@ def test_the_script_exits_nonzero_on_a_circle(tmp_path, capsys):
     assert "edge.x -> edge.y -> edge.x" in capsys.readouterr().out
     clean = _tree(tmp_path / "clean", {"edge/x.py": "from . import y\n", "edge/y.py": ""})
     assert import_cycles.main(["import_cycles.py", str(clean)]) == 0
+
+
+def test_the_core_imports_no_adapter():
+    """edge/core/ is protocol-neutral: no module in it imports a client protocol's adapter
+    (edge/protocols/), even deferred or for types only."""
+    wrong = [e.describe() for e in import_cycles.edges(ROOT)
+             if e.importer.startswith("edge.core") and e.imported.startswith("edge.protocols")]
+    assert not wrong, "the core imports an adapter:\n" + "\n".join(wrong)
+    assert any(e.importer.startswith("edge.core") for e in import_cycles.edges(ROOT))  # the scan sees the core

@@ -70,6 +70,7 @@ def test_access_log_and_metrics_after_known_sequence(observed):
     assert lines[4]["grpc_status"] == "NOT_FOUND"
     assert lines[2]["route"] is None
     assert all("secret" not in json.dumps(l) for l in lines)  # query strings are not logged by default
+    assert [l["protocol"] for l in lines] == ["rest"] * 5
 
     text = httpx.get(f"{gw.admin_url}/metrics").text
     route = "/v1/{name=shelves/*}"
@@ -81,6 +82,7 @@ def test_access_log_and_metrics_after_known_sequence(observed):
     assert delta("edge_requests_total", route=route, http_status="404", grpc_status="NOT_FOUND") == 1
     assert delta("edge_requests_total", route=route, http_status="400") == 1
     assert delta("edge_requests_total", route="unmatched", http_status="404") == 1
+    assert delta("edge_protocol_requests_total", protocol="rest") == 5
     assert delta("edge_backend_duration_seconds_count", backend="demo") == 2
     assert _metric(text, "edge_descriptor_reloads_total", backend="demo", result="success") >= 1
     assert "edge_inflight_requests" in text

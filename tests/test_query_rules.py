@@ -25,7 +25,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, json_format, messag
 from google.protobuf.descriptor import Descriptor
 
 from compatquery import query_pb2
-from edge.pipeline import parse_query
+from edge.protocols.rest import parse_query
 from transcoding.codec import RequestCodec
 from transcoding.errors import BadRequest
 from transcoding.options import PROFILES, TranscodingOptions

@@ -8,9 +8,11 @@ request: the next write fails and grpc.aio reports its own INTERNAL "Internal
 error from Core" instead (measured: 38 of 200 ImportBooks calls on a missing
 shelf, each with 20 requests, where the backend answered NOT_FOUND). The
 synchronous stack stops writing and reports the backend's status (300 of 300).
-The gateway holds the whole request body before such a call starts, so the
-requests are a plain sequence; grpc's own threads write them, and the reply (or
-each reply of a bidi call) is handed to the event loop.
+The requests are either a plain sequence (a REST body, read whole before the call
+starts) or an async iterator of requests arriving over time (a client protocol that
+streams them, e.g. WebSocket messages); grpc's own thread reads either, the async
+one through the event loop (`_LoopIterator`), and the reply (or each reply of a
+bidi call) is handed to the event loop.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import asyncio
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Sequence
+from typing import Any, AsyncIterable, AsyncIterator, Callable, Iterator, Sequence, Union
 
 import grpc
 from google.protobuf import descriptor_pool
@@ -27,6 +29,8 @@ from google.protobuf.message import Message
 from .status import decode_status_details
 
 Metadata = Sequence[tuple[str, str]]
+# What a call whose requests stream is given: all of them, or an async iterator of them.
+StreamedRequests = Union[Sequence[Message], AsyncIterable[Message]]
 
 # Keepalive keeps idle channels warm through NATs and load balancers and
 # notices a dead backend within ~30 s instead of at the next request.
@@ -178,7 +182,7 @@ class MethodInvoker:
         return self._sync_callable
 
     async def unary(self, request: Any, *, timeout: float, metadata: Metadata) -> UnaryResult:
-        """Unary and client-streaming calls (for client streaming, a sequence of requests)."""
+        """Unary and client-streaming calls (for client streaming, a sequence or an async iterator of requests)."""
         if self._sync_channel is not None:
             return await self._sync_unary(request, timeout, metadata)
         call = self._callable(request, timeout=timeout, metadata=metadata)
@@ -188,8 +192,8 @@ class MethodInvoker:
         except grpc.aio.AioRpcError as err:
             raise await CallError.from_rpc_error(err, self.pool) from None
 
-    async def _sync_unary(self, requests: Sequence[Message], timeout: float, metadata: Metadata) -> UnaryResult:
-        future = self._sync().future(iter(requests), timeout=timeout, metadata=metadata)
+    async def _sync_unary(self, requests: StreamedRequests, timeout: float, metadata: Metadata) -> UnaryResult:
+        future = self._sync().future(_request_iterator(requests), timeout=timeout, metadata=metadata)
         loop = asyncio.get_running_loop()
         ended: asyncio.Future[None] = loop.create_future()
         future.add_done_callback(lambda _: loop.call_soon_threadsafe(_resolve, ended))
@@ -205,9 +209,9 @@ class MethodInvoker:
         return UnaryResult(response, tuple(future.initial_metadata() or ()), tuple(future.trailing_metadata() or ()))
 
     def stream(self, request: Any, *, timeout: float, metadata: Metadata) -> "ResponseStream":
-        """Server- and bidi-streaming calls (for bidi, a sequence of requests)."""
+        """Server- and bidi-streaming calls (for bidi, a sequence or an async iterator of requests)."""
         if self._sync_channel is not None:
-            responses = self._sync()(iter(request), timeout=timeout, metadata=metadata)
+            responses = self._sync()(_request_iterator(request), timeout=timeout, metadata=metadata)
             return ResponseStream(_PumpedCall(responses), self.pool)
         return ResponseStream(self._callable(request, timeout=timeout, metadata=metadata), self.pool)
 
@@ -239,6 +243,42 @@ class ResponseStream:
 
     def cancel(self) -> None:
         self.call.cancel()
+
+
+def _request_iterator(requests: StreamedRequests) -> Iterator[Message]:
+    """The requests as grpc's synchronous stack reads them: a plain iterator."""
+    if isinstance(requests, AsyncIterable):
+        return _LoopIterator(requests, asyncio.get_running_loop())
+    return iter(requests)
+
+
+class _LoopIterator:
+    """Requests arriving over time, read from grpc's own thread: each `next` waits for
+    the async iterator's next item on the event loop. The call ends its requests when
+    the iterator ends; when the call is cancelled first, grpc stops reading, and the
+    one read in progress ends with the iterator's next item (or its end)."""
+
+    def __init__(self, source: AsyncIterable[Message], loop: asyncio.AbstractEventLoop) -> None:
+        self._source = source.__aiter__()
+        self._loop = loop
+
+    def __iter__(self) -> "_LoopIterator":
+        return self
+
+    def __next__(self) -> Message:
+        try:
+            item = asyncio.run_coroutine_threadsafe(self._next(), self._loop).result()
+        except RuntimeError:  # the loop is closed: nobody sends any more
+            raise StopIteration from None
+        if item is _END:
+            raise StopIteration
+        return item
+
+    async def _next(self) -> Any:
+        try:
+            return await self._source.__anext__()
+        except StopAsyncIteration:
+            return _END
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -32,7 +32,7 @@ reflects any Origin when `*` is combined with credentials, lists only fixed
 expose headers, and refuses preflights with a plain-text 400.
 
 Per request the cost is one wrapped `send`; the per-route policy is looked up
-from what the pipeline recorded (no second route lookup), once per route.
+from what the call recorded (no second route lookup), once per route.
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from transcoding.routes import RouteTable
 
     from ..config import GatewayConfig
-    from ..pipeline import CallRecord
+    from ..core.record import CallRecord
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 # Request headers a browser may send without asking, but lists in a preflight when their
@@ -220,7 +220,7 @@ class Cors:
 
     def sender(self, send: Send, origin: str | None, http_method: str, record: "CallRecord | None") -> Send:
         """`send` with this request's CORS headers added to the response head. The policy is
-        the one of the route the pipeline recorded (none recorded: the global one)."""
+        the one of the route the call recorded (none recorded: the global one)."""
         cors = self
 
         async def send_with_cors(message: dict) -> None:

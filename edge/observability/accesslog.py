@@ -117,6 +117,7 @@ class AccessLogEntry:
     principal: str | None = None
     http_method: str
     http_version: str = "1.1"  # the ASGI scope's: "1.1" or "2"
+    protocol: str = "rest"  # the client protocol's adapter (edge/protocols/)
     path: str
     route: str | None = None
     grpc_method: str | None = None

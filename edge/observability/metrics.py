@@ -139,6 +139,10 @@ class Metrics:
             "edge_requests_total", "Requests answered, by route template, gRPC method and outcome.",
             ("route", "method", "http_status", "grpc_status"), registry=r,
         )
+        self.protocol_requests = Counter(
+            "edge_protocol_requests_total", "Requests answered, by the client protocol's adapter (rest...).",
+            ("protocol",), registry=r,
+        )
         self.request_duration = Histogram(
             "edge_request_duration_seconds", "Time from request start to the last response byte.",
             ("route",), buckets=LATENCY_BUCKETS, registry=r,
@@ -252,6 +256,9 @@ class Metrics:
             if len(self._children) < self._max_cached:
                 self._children[key] = child
         return child
+
+    def protocol_request(self, protocol: str) -> None:
+        self._child(self.protocol_requests, protocol).inc()
 
     def batch(self, size: int) -> None:
         self.batch_size.observe(size)

@@ -6,13 +6,25 @@ report into the record, and the observer counts from there.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from .accesslog import AccessLogConfig, AccessLogEntry, AccessLogger, AuthInfo, RateLimitInfo
 from .metrics import Metrics, get_metrics
 
 if TYPE_CHECKING:
-    from ..pipeline import Call, CallRecord
+    from ..core.record import CallRecord
+
+
+class LoggedCall(Protocol):
+    """What a line says about the request itself (any adapter's call has these)."""
+
+    request_id: str
+    client_ip: str | None
+    http_method: str
+    query_string: bytes
+    headers: Mapping[str, str]
+    body: bytes
 
 
 class RequestObserver:
@@ -25,8 +37,8 @@ class RequestObserver:
 
     def finish(
         self,
-        call: "Call",
-        record: "CallRecord",
+        call: LoggedCall,
+        record: CallRecord,
         *,
         http_status: int,
         bytes_out: int,
@@ -43,6 +55,7 @@ class RequestObserver:
                 record.backend_seconds if record.called else None,
                 backend=record.backend if record.called else None,
             )
+            metrics.protocol_request(record.protocol)
         elif record.called and record.backend and record.grpc_method:
             metrics.observe_backend(record.backend, record.grpc_method, record.backend_seconds)
         if record.auth_decision == "denied":
@@ -60,6 +73,7 @@ class RequestObserver:
             principal=record.principal,
             http_method=call.http_method,
             http_version=http_version,
+            protocol=record.protocol,
             path=path,
             route=record.route,
             grpc_method=record.grpc_method,

@@ -1,47 +1,39 @@
-"""Forwarding one matched route to its backend and writing the reply.
+"""A server stream written as an HTTP response (the REST adapter's).
 
-Unary replies are one JSON document. Server-streaming replies are written in the
-format edge/streaming.py chose for the request (NDJSON, a JSON array, grpc-gateway's
-lines or Server-Sent Events), flushed as each message arrives; the HTTP status is
-held back until the first message (or the error) so a stream that fails at once
-still gets a real HTTP error. A failure after the stream started is written in the
-format's own way. A client that goes away mid-stream cancels the backend call.
-Client- and bidi-streaming request bodies are decoded by the route's codec
-(RequestCodec.decode_stream: a JSON array, NDJSON or JSON values one after another).
-Backend metadata come back as response headers named by edge/header_rules.py.
+Each message is written in the format edge/streaming.py chose for the request
+(NDJSON, a JSON array, grpc-gateway's lines or Server-Sent Events), flushed as
+it arrives; the HTTP status is held back until the first message (or the
+error) so a stream that fails at once still gets a real HTTP error. A failure
+after the stream started is written in the format's own way. A client that
+goes away mid-stream cancels the backend call. Backend metadata come back as
+response headers named by edge/header_rules.py.
 """
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Any, Callable
+from typing import Callable
 
-
-from transcoding.invoker import CallError, Metadata
-from transcoding.options import HeaderRules, StreamFormat
+from transcoding.invoker import CallError, ResponseStream
+from transcoding.options import StreamFormat
 from transcoding.routes import Route
 from transcoding.status import error_body, http_status_for
 
-from .header_rules import response_headers
-from .http import JSON_CONTENT_TYPE, RawHeaders, Receive, Send, json_bytes, send_response
-from .streaming import Framing
+from ..compression import StreamCompressor
+from ..header_rules import response_headers
+from ..http import JSON_CONTENT_TYPE, RawHeaders, Receive, Send, json_bytes, send_response
+from ..streaming import Framing
 
-log = logging.getLogger("edge.proxy")
+__all__ = ["StreamResult", "call_error_parts", "write_stream"]
 
 
 @dataclass
-class CallOutcome:
-    """What the access log and the idempotency store need to know about a call."""
-
+class StreamResult:
     status: int
     grpc_code: int
-    body: bytes
-    headers: RawHeaders
-    backend_seconds: float = 0.0
-    sent_bytes: int = 0  # streams: bytes written to the client
-    backend_metadata: Metadata = ()  # unary replies: initial then trailing metadata (edge/conditional.py reads it)
+    backend_seconds: float
+    sent_bytes: int  # bytes written to the client
 
 
 def call_error_parts(exc: CallError) -> tuple[int, RawHeaders, bytes]:
@@ -49,54 +41,23 @@ def call_error_parts(exc: CallError) -> tuple[int, RawHeaders, bytes]:
     return http_status_for(exc.code), [(b"content-type", JSON_CONTENT_TYPE)], body
 
 
-async def forward_unary(
+async def write_stream(
     route: Route,
-    request: Any,
-    *,
-    timeout: float,
-    metadata: Metadata,
-    response_metadata: bool,
-) -> CallOutcome:
-    """Unary and client-streaming calls: one reply document (or the error)."""
-    started = perf_counter()
-    try:
-        result = await route.invoker.unary(request, timeout=timeout, metadata=metadata)
-    except CallError as exc:
-        status, headers, body = call_error_parts(exc)
-        if response_metadata:
-            headers += response_headers(route.options.header_rules, exc.initial_metadata, exc.trailing_metadata)
-        return CallOutcome(status, exc.code.value[0], body, headers, perf_counter() - started)
-    elapsed = perf_counter() - started
-    body, content_type = route.response_codec.encode(result.response)
-    headers = [(b"content-type", content_type.encode("latin-1"))]
-    if response_metadata:
-        headers += response_headers(route.options.header_rules, result.initial_metadata, result.trailing_metadata)
-    outcome = CallOutcome(200, 0, body, headers, elapsed)
-    if result.initial_metadata or result.trailing_metadata:
-        outcome.backend_metadata = (*result.initial_metadata, *result.trailing_metadata)
-    return outcome
-
-
-async def forward_stream(
-    route: Route,
-    request: Any,
+    stream: ResponseStream,
     send: Send,
     receive: Receive,
     framing: Framing,
     *,
-    timeout: float,
-    metadata: Metadata,
     response_metadata: bool,
     extra_headers: RawHeaders,
-    compressor: Callable[[RawHeaders], Any] | None = None,
-) -> CallOutcome:
-    """Server- and bidi-streaming calls, written to the client in `framing`'s format
-    (an HttpBody stream: its chunks raw).
+    compressor: Callable[[RawHeaders], StreamCompressor | None] | None = None,
+) -> StreamResult:
+    """A started server (or bidi) stream written to the client in `framing`'s format
+    (an HttpBody stream: its chunks raw); the stream is cancelled when this returns.
 
     `compressor(headers)` may return a stream compressor (and set its
     Content-Encoding on `headers`); each message is then flushed compressed."""
     started = perf_counter()
-    stream = route.invoker.stream(request, timeout=timeout, metadata=metadata)
     gone = asyncio.Event()
     watcher = asyncio.create_task(_cancel_on_disconnect(receive, stream, gone))
     codec = route.response_codec
@@ -111,7 +72,7 @@ async def forward_stream(
             if response_metadata:
                 headers += response_headers(rules, exc.initial_metadata, exc.trailing_metadata)
             await send_response(send, status, headers + extra_headers, body)
-            return CallOutcome(status, exc.code.value[0], body, headers, perf_counter() - started)
+            return StreamResult(status, exc.code.value[0], perf_counter() - started, 0)
         if codec.is_http_body:
             raw_type = codec.stream_chunk_type(first) if first is not None else "application/octet-stream"
             headers = [(b"content-type", raw_type.encode("latin-1"))]
@@ -159,13 +120,13 @@ async def forward_stream(
         tail = packer.finish() if packer is not None else b""
         sent += len(tail)
         await send({"type": "http.response.body", "body": tail})
-        return CallOutcome(200, code, b"", headers, perf_counter() - started, sent)
+        return StreamResult(200, code, perf_counter() - started, sent)
     except asyncio.CancelledError:
         task = asyncio.current_task()
         if not gone.is_set() or (task is not None and task.cancelling()):
             raise
         # The client went away and its backend call was cancelled: nothing more to write.
-        return CallOutcome(499, 1, b"", [], perf_counter() - started, sent)
+        return StreamResult(499, 1, perf_counter() - started, sent)
     finally:
         watcher.cancel()
         stream.cancel()
@@ -180,7 +141,7 @@ def _stream_refusal(exc: CallError, framing: Framing) -> tuple[int, RawHeaders, 
     return call_error_parts(exc)
 
 
-async def _cancel_on_disconnect(receive: Receive, stream: Any, gone: asyncio.Event) -> None:
+async def _cancel_on_disconnect(receive: Receive, stream: ResponseStream, gone: asyncio.Event) -> None:
     """Cancel the backend call when the client goes away mid-stream."""
     while True:
         message = await receive()
