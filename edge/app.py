@@ -26,6 +26,7 @@ from .http import JSON_CONTENT_TYPE, Receive, Scope, Send, header_dict, json_byt
 from .observability.observer import RequestObserver
 from .overload import LoadShedder
 from .protocols.rest import RestAdapter, RestCall, raw_path_of
+from .protocols.websocket import WebSocketAdapter, refuse_shed
 from .readiness import Readiness
 from .runtime import build_runtime
 
@@ -53,6 +54,7 @@ class GatewayApp:
         limit = config.overload.max_inflight
         self.shedder = LoadShedder(limit, config.overload.retry_after) if limit is not None else None
         self.cors = build_cors(config)
+        self.websocket: WebSocketAdapter | None = None
 
     async def start(self) -> None:
         runtime = await build_runtime(self.config, self.registry)
@@ -61,6 +63,7 @@ class GatewayApp:
         self.observer = RequestObserver(self.config.access_log)
         self.docs = ApiDocs(self.config, self.registry, self.core.policies)
         self.readiness = Readiness(self.registry, self.core.store)
+        self.websocket = WebSocketAdapter(self.config.websocket, runtime.core, self.observer, self.cors, self._client_ip)
 
     async def close(self) -> None:
         for close in reversed(self._closers):
@@ -88,6 +91,20 @@ class GatewayApp:
                 if self.cors is not None:  # a browser app can read the 503 and its Retry-After
                     send = self.cors.sender(send, headers.get("origin"), scope["method"], None)
                 await shedder.refuse(send, (b"x-request-id", request_id.encode()))
+        elif kind == "websocket":  # streaming methods over WebSocket (edge/protocols/websocket.py)
+            assert self.websocket is not None, "GatewayApp.start() was not called"
+            shedder = self.shedder
+            if shedder is None:
+                await self.websocket(scope, receive, send)
+            elif shedder.admit():  # a socket is in flight for as long as it is open
+                try:
+                    await self.websocket(scope, receive, send)
+                finally:
+                    shedder.release()
+            else:
+                if self.observer is not None:
+                    self.observer.metrics.shed_request()
+                await refuse_shed(scope, send, shedder)
         elif kind == "lifespan":
             await self.lifespan(receive, send)
 

@@ -28,6 +28,7 @@ from .observability.tracing import TracingConfig
 from .idempotency.config import IdempotencyConfig
 from .ratelimit.config import RateLimitConfig
 from .state.config import StateConfig
+from .websocket_config import WebSocketConfig
 
 from .units import ByteSize, Duration, parse_duration, parse_size  # noqa: F401  (re-exported)
 
@@ -223,6 +224,9 @@ class GatewayConfig(Section):
     )
     overload: Overload = Field(default_factory=Overload)
     cors: CorsConfig | None = Field(None, description="browser calls from other origins; off when absent")
+    websocket: WebSocketConfig | None = Field(
+        None, description="streaming methods over WebSocket (edge/protocols/websocket.py); off when absent"
+    )
 
     def transcoding_options(self, backend: str | None = None) -> TranscodingOptions:
         """The options in force: the top-level profile and overrides, then, for a

@@ -205,6 +205,13 @@ def guarded_protocol(base: type[asyncio.Protocol], limits: ConnectionLimits) -> 
             self._edge_disarm()
             self._edge_in_head, self._edge_head_bytes = True, 0
 
+        def handle_websocket_upgrade(self) -> None:
+            # The connection is a WebSocket's from here on (uvicorn hands the transport to its
+            # WebSocket protocol): no head or body timer of this protocol may fire on it.
+            super().handle_websocket_upgrade()
+            self._edge_disarm()
+            self._edge_in_head, self._edge_head_bytes = True, 0
+
         def send_400_response(self, msg: str) -> None:
             # Called from uvicorn's `except httptools.HttpParserError`: the parser's reason is at hand.
             exc = sys.exc_info()[1]

@@ -46,6 +46,11 @@ class LoadShedder:
     def release(self) -> None:
         self.inflight -= 1
 
+    def answer(self, request_id_header: tuple[bytes, bytes]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """The 503: status, headers and body (a WebSocket handshake answers it too)."""
+        return 503, [*self._headers, request_id_header], self._body
+
     async def refuse(self, send: Send, request_id_header: tuple[bytes, bytes]) -> None:
-        await send({"type": "http.response.start", "status": 503, "headers": [*self._headers, request_id_header]})
-        await send({"type": "http.response.body", "body": self._body})
+        status, headers, body = self.answer(request_id_header)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

@@ -115,6 +115,23 @@ def _limits(listen: Listen) -> ConnectionLimits:
                             listen.body_timeout, listen.keep_alive_timeout)
 
 
+def _websocket_settings(config: uvicorn.Config, gateway: GatewayConfig) -> None:
+    """WebSocket over HTTP/1.1 by uvicorn's sans-I/O `websockets` protocol, which lets the app
+    answer a refused handshake with an HTTP status and body. With no `websocket` section an
+    upgrade is still parsed, and answered 404 (a clear refusal, not the 500 of an app that
+    ignores the scope); the frame size is then the smallest, since no frame is ever read."""
+    ws = gateway.websocket
+    config.ws = "websockets-sansio"
+    config.ws_max_queue = 1  # not read by this protocol: it stops reading after each message instead
+    if ws is None:
+        config.ws_max_size, config.ws_per_message_deflate = 128, False
+        return
+    config.ws_max_size = ws.max_message_bytes
+    config.ws_per_message_deflate = ws.per_message_deflate
+    config.ws_ping_interval = ws.ping_interval
+    config.ws_ping_timeout = ws.ping_timeout
+
+
 def _http2_limits(listen: Listen) -> Http2Limits:
     h2 = listen.http2
     return Http2Limits(
@@ -147,6 +164,7 @@ class GatewayServer:
             self.app, host or config.listen.host, config.listen.port if port is None else port, drain
         )
         limit_connections(public_config, _limits(config.listen))
+        _websocket_settings(public_config, config)
         self.tls: CertificateReloader | None = None
         if config.listen.tls is not None:
             # New handshakes pick up rotated certificate files; open connections keep theirs.

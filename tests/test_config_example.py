@@ -16,6 +16,7 @@ def test_example_config_validates():
     assert {p.name for p in config.rate_limits.policies} == {"per-user", "per-user-burst", "per-ip", "writes"}
     assert config.cors is not None and config.cors.allow_credentials
     assert config.cors.effective(config.cors.routes[0]).allow_origins == ["*"]
+    assert config.websocket is not None and config.websocket.max_message_bytes == 64 * 1024
 
 
 def test_example_config_shows_the_mobile_sections():

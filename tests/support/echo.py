@@ -54,7 +54,9 @@ class EchoCall:
     method: str  # "/package.Service/Method"
     metadata: tuple[tuple[str, str | bytes], ...]
     requests: list[bytes] = field(default_factory=list)
+    replies: int = 0  # stream replies handed to gRPC (a reply waits there while flow control holds it)
     cancelled: bool = False  # the client cancelled the call while the backend was still in it
+    ended: bool = False  # the RPC is over, whichever way it ended
 
     def header(self, key: str) -> str | bytes | None:
         values = [v for k, v in self.metadata if k == key.lower()]
@@ -115,6 +117,8 @@ class EchoBackend:
 
     def _record(self, method: str, context: grpc.aio.ServicerContext) -> EchoCall:
         call = EchoCall(method, tuple((k, v) for k, v in context.invocation_metadata()))
+        context.add_done_callback(lambda _: setattr(call, "ended", True))
+
         with self._lock:
             self.calls.append(call)
         return call
@@ -138,11 +142,15 @@ class EchoBackend:
 
             async def client_stream(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> bytes:
                 call = self._record(path, context)
-                async for request in requests:
-                    call.requests.append(request)
                 plan = _Plan(context)
-                await plan.start(context)
-                await plan.before_reply(context, 0)
+                try:
+                    async for request in requests:
+                        call.requests.append(request)
+                    await plan.start(context)
+                    await plan.before_reply(context, 0)  # a cancel lands here (its request stream ends first)
+                except asyncio.CancelledError:
+                    call.cancelled = True
+                    raise
                 plan.finish(context)
                 return b"".join(call.requests)
 
@@ -157,6 +165,7 @@ class EchoBackend:
                     await plan.start(context)
                     for sent in range(plan.repeat):
                         await plan.before_reply(context, sent)
+                        call.replies += 1
                         yield request
                     await plan.before_reply(context, plan.repeat)
                 except asyncio.CancelledError:
@@ -171,12 +180,17 @@ class EchoBackend:
             plan = _Plan(context)
             await plan.start(context)
             sent = 0
-            async for request in requests:
-                call.requests.append(request)
+            try:
+                async for request in requests:
+                    call.requests.append(request)
+                    await plan.before_reply(context, sent)
+                    call.replies += 1
+                    yield request
+                    sent += 1
                 await plan.before_reply(context, sent)
-                yield request
-                sent += 1
-            await plan.before_reply(context, sent)
+            except asyncio.CancelledError:
+                call.cancelled = True
+                raise
             plan.finish(context)
 
         return grpc.stream_stream_rpc_method_handler(bidi, **identity)
