@@ -79,6 +79,9 @@ auth:
     - {{match: "edgedemo.library.v1.LibraryService/MoveBook", scopes_all_of: [library.write]}}
     - {{match: "edgedemo.library.v1.LibraryService/ImportBooks", scopes_all_of: [library.write]}}
     - {{match: "edgedemo.users.v1.UserService/GetUser", auth: optional}}
+    # Public in the demo so the page can read it with EventSource, which cannot send Authorization
+    # (README "WebSocket": why no token in the query string).
+    - {{match: "edgedemo.library.v1.LibraryService/StreamBooks", auth: none}}
 rate_limits:
   policies:
     - name: per-user
@@ -90,6 +93,7 @@ access_log: {{destination: {WORK / "access.log"}}}
 cors:                      # the demo's browser page, served from its own port: another origin
   allow_origins: [http://localhost:{PAGE_PORT}, http://127.0.0.1:{PAGE_PORT}]
   max_age: 10m
+websocket: {{}}              # streaming methods over WebSocket (the page's origin: allowed by cors above)
 """
     )
     return config
@@ -146,8 +150,8 @@ Try:
   Access log: tail -f {WORK / "access.log"}    Metrics: curl -s http://127.0.0.1:{ADMIN_PORT}/metrics
 
 From a browser on another origin (CORS): open http://localhost:{PAGE_PORT}/
-  The page calls the gateway with fetch and a development token, reads a stream as it arrives, and
-  shows what it saw. Your browser must trust the development certificate first: open {base}/healthz
+  The page calls the gateway with fetch and a development token, reads a stream as it arrives (fetch,
+  EventSource and a WebSocket), imports books over a WebSocket, and shows what it saw. Your browser must trust the development certificate first: open {base}/healthz
   once and accept it (or trust {cert}).
 
 First request, answered by the gRPC backend through the gateway ({reply.status_code}):

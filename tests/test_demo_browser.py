@@ -2,8 +2,10 @@
 (demo backend, HTTPS gateway with its development certificate, the page on a port of
 its own), and a real browser loading the page. Every call the page makes crosses
 origins, so what it could read shows the gateway's CORS answers at work: preflights,
-exposed headers, errors, a stream read as it arrives. A page served from an origin the
-demo config does not list then shows the browser refusing it everything.
+exposed headers, errors, a stream read as it arrives (with fetch, EventSource and a
+WebSocket) and a client stream over a WebSocket. A page served from an origin the demo
+config does not list then shows the browser refusing it everything, and the gateway
+refusing its WebSockets at the handshake.
 
 Needs Debian's chromium (`apt-get install -y chromium`); skipped, saying so, where it
 is absent, under CI too (scripts/bootstrap installs no system packages)."""
@@ -118,6 +120,16 @@ def test_demo_page_calls_the_gateway_across_origins(demo, tmp_path):
         assert stream["chunks"] >= 2 and "Dune" in stream["titles"]  # read piece by piece as books arrived
         assert "The Left Hand of Darkness" in stream["titles"]  # the book the page created
         assert seen["openapi"]["status"] == 200 and seen["openapi"]["openapi"].startswith("3.")
+
+        # The stream again, as EventSource (SSE) and over a WebSocket, and a client stream up.
+        assert "Dune" in seen["eventsource"]["titles"] and "error" not in seen["eventsource"]
+        socket = seen["websocket-stream"]
+        assert socket["protocol"] == "edge.json"  # the bearer subprotocol is never echoed
+        assert "Dune" in socket["titles"] and socket["titles"] == stream["titles"]
+        assert (socket["closeCode"], socket["reason"]) == (1000, {"code": 0, "message": "OK"})
+        imported = seen["websocket-import"]
+        assert imported["closeCode"] == 1000 and len(imported["replies"]) == 1
+        assert imported["replies"][0]["importedCount"] == 2 and len(imported["replies"][0]["names"]) == 2
         assert not [line for line in browser.log if "CORS" in line], browser.log
 
         # The same page from an origin the demo config does not list (another port): the
@@ -132,7 +144,10 @@ def test_demo_page_calls_the_gateway_across_origins(demo, tmp_path):
             stranger.stop()
         assert set(refused) == set(seen)
         for name, check in refused.items():
-            assert not check["ok"] and check["error"].startswith("TypeError"), (name, check)
+            # fetch fails with a bare TypeError; EventSource and WebSocket only with an error event
+            expected = {"eventsource": "Error: EventSource", "websocket-stream": "Error: WebSocket",
+                        "websocket-import": "Error: WebSocket"}.get(name, "TypeError")
+            assert not check["ok"] and check["error"].startswith(expected), (name, check)
         blocked = [line for line in browser.log if "has been blocked by CORS policy" in line]
         assert any("preflight" in line for line in blocked), browser.log  # token-bearing calls: refused at the preflight
         assert any("openapi.json" in line and "No 'Access-Control-Allow-Origin'" in line for line in blocked), browser.log
@@ -145,3 +160,11 @@ def test_demo_page_calls_the_gateway_across_origins(demo, tmp_path):
     # negotiated HTTP/2 by ALPN with the demo's gateway: CORS held on h2.
     assert wait_for(lambda: {204, 403} <= {entry["http_status"] for entry in preflights()}), preflights()
     assert {entry["http_version"] for entry in preflights()} == {"2"}
+
+    # The WebSockets: Chromium opened them over HTTP/1.1 (no RFC 8441 on h2); the page's were
+    # accepted, the stranger's refused at the handshake (its origin is not in cors) with a 403.
+    lines = [json.loads(line) for line in (demo["work"] / "access.log").read_text().splitlines()]
+    sockets = [e for e in lines if e.get("protocol") == "websocket"]
+    assert sorted((e["grpc_method"].rsplit("/", 1)[1], e["http_status"]) for e in sockets) == [
+        ("ImportBooks", 101), ("ImportBooks", 403), ("StreamBooks", 101), ("StreamBooks", 403)], sockets
+    assert {e["http_version"] for e in sockets} == {"1.1"}
