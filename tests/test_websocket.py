@@ -427,6 +427,41 @@ def test_charge_messages_charges_each_request_message(notes, items):
     assert replies == [] and code == 4008 and reason["code"] == 8
 
 
+# ---- overload and drain -----------------------------------------------------------------
+
+
+def test_an_open_socket_holds_an_inflight_slot_and_a_handshake_past_the_cap_is_503(notes, items):
+    with running_gateway(config(notes, items, overload={"max_inflight": 1, "retry_after": 2})) as gateway:
+        with connect(ws_url(gateway, "/v1/notes:chat")) as ws:
+            ws.send(json.dumps({"seq": "1"}))
+            ws.recv(timeout=20)
+            status, headers, body = refused(ws_url(gateway, "/v1/notes:chat"))
+            assert status == 503 and headers["retry-after"] == "2" and body["code"] == 14
+        assert wait_for(lambda: gateway.server.app.shedder.inflight == 0, timeout=20)
+        with connect(ws_url(gateway, "/v1/notes:chat")) as ws:  # the slot is free again
+            ws.send(json.dumps({"seq": "2"}))
+            assert json.loads(ws.recv(timeout=20))["seq"] == "2"
+
+
+def test_a_draining_gateway_closes_its_sockets_1012_and_cancels_their_calls(notes, items):
+    headers = {"x-echo-repeat": "1000", "x-echo-delay-ms": "100", "x-request-id": "drained"}
+    with running_gateway(config(notes, items)) as gateway:
+        with connect(ws_url(gateway, "/v1/notes/drain:watch"), additional_headers=headers) as ws:
+            ws.send("{}")
+            ws.recv(timeout=20)
+
+            async def sigterm() -> None:  # what the SIGTERM handler runs, on the gateway's loop
+                gateway.server.begin_shutdown(pre_drain_delay=0)
+
+            gateway.run(sigterm())
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    ws.recv(timeout=20)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+        call = next(c for c in notes.calls_to("WatchNotes") if c.header("x-request-id") == "drained")
+        assert wait_for(lambda: call.cancelled, timeout=20), "the drained socket's call cancelled"
+
+
 # ---- TLS ------------------------------------------------------------------------------
 
 
