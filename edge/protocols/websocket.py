@@ -121,6 +121,8 @@ class WebSocketAdapter:
         except Exception as exc:
             if opening is not None and opening.accepted:  # the session ends every failure itself: not expected
                 log.error("unexpected failure in WebSocket %s", request_id, exc_info=exc)
+            elif isinstance(exc, OSError):  # the server's "client disconnected": it left mid-handshake
+                record.grpc_code = grpc.StatusCode.CANCELLED.value[0]
             else:
                 if not isinstance(exc, EXPECTED):
                     log.error("unexpected failure in WebSocket handshake %s", request_id, exc_info=exc)

@@ -252,6 +252,8 @@ class Session:
             exc = first.exception()
             if isinstance(exc, SessionEnd):
                 end = exc
+            elif isinstance(exc, OSError):  # the server's "client disconnected" on a send: nobody to tell
+                self.result.grpc_code = _CANCELLED
             elif exc is not None:
                 code, message = self._status_of(exc)
                 end = SessionEnd.status(code, message)
