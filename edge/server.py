@@ -122,7 +122,6 @@ def _websocket_settings(config: uvicorn.Config, gateway: GatewayConfig) -> None:
     ignores the scope); the frame size is then the smallest, since no frame is ever read."""
     ws = gateway.websocket
     config.ws = "websockets-sansio"
-    config.ws_max_queue = 1  # not read by this protocol: it stops reading after each message instead
     if ws is None:
         config.ws_max_size, config.ws_per_message_deflate = 128, False
         return

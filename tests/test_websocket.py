@@ -267,6 +267,21 @@ def test_a_message_over_the_limit_closes_1009_and_cancels_the_call(tight, notes)
     assert call.requests and all(len(r) < 20 * 1024 for r in call.requests)  # the message over the limit never reached it
 
 
+def test_a_compressed_message_is_limited_by_its_decompressed_size(notes, items):
+    """With permessage-deflate on, 30 kB of one letter is a frame of a few dozen bytes: the limit
+    is on what it inflates to, so a compression bomb is refused like any large message."""
+    limits = {"max_message_bytes": "20KiB", "per_message_deflate": True}
+    with running_gateway(config(notes, items, websocket=limits)) as gateway:
+        with connect(ws_url(gateway, "/v1/notes:chat")) as ws:
+            assert "permessage-deflate" in ws.response.headers.get("sec-websocket-extensions", "")
+            ws.send(json.dumps({"text": "z" * 10_000}))  # within the limit: echoed
+            assert len(json.loads(ws.recv(timeout=20))["text"]) == 10_000
+            ws.send(json.dumps({"text": "z" * 30_000}))
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=20)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
 def test_an_idle_socket_is_closed_1008(tight):
     with connect(ws_url(tight, "/v1/notes:chat")) as ws:
         ws.send(json.dumps({"seq": "1"}))
