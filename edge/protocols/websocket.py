@@ -1,4 +1,4 @@
-"""WebSocket: a client protocol adapter for streaming methods, on the one pipeline.
+"""WebSocket: a client protocol adapter for streaming methods, on the core (edge/core/).
 
 A client opens a WebSocket on a streaming method's route (the path a REST call of that
 method would use, e.g. `ws://host/v1/notes:chat`) and then sends one JSON request message
@@ -6,9 +6,10 @@ per text frame and reads one JSON reply message per text frame; the call's gRPC 
 ends the socket as a close frame (edge/protocols/websocket_session.py: the wire protocol,
 the close codes and the bounds).
 
-The handshake runs the core's own stages (edge/core/: identity, rate limits, decode, and the
-backend call) before the socket is accepted, so a refusal is a plain HTTP answer to the
-upgrade request in the REST error shape (google.rpc.Status JSON, `WWW-Authenticate`,
+A socket's call goes through the core's own chain of stages, as a REST call does (identity,
+rate limits, decode, the backend call), and the socket is accepted only once the caller is
+admitted, between those stages and the backend call; so a refusal is a plain HTTP answer to
+the upgrade request in the REST error shape (google.rpc.Status JSON, `WWW-Authenticate`,
 `Retry-After`): 404 no route, 400 not a streaming method, 403 a browser origin not allowed,
 401/403 auth, 429 rate limits, 503 shed. In order:
 
@@ -113,10 +114,9 @@ class WebSocketAdapter:
             raw_path = raw_path_of(scope)
             route, bindings, subprotocol = self._handshake(scope, raw, headers, raw_path, record)
             logged.http_method = route.binding.http_method
-            opening = _Opening(self, scope, receive, send, route, subprotocol, id_header)
+            opening = _Opening(self, scope, receive, send, route, bindings, subprotocol, id_header)
             ctx = CallContext(route, record, headers, request_id, logged.http_method, logged.client_ip,
-                              decode=_decoding(self, route, bindings, logged.query_string, headers, request_id,
-                                               scope, opening))
+                              decode=opening.decode)
             await chain((*self.core.stages, opening), Backend())(ctx)
         except Exception as exc:
             if opening is not None and opening.accepted:  # the session ends every failure itself: not expected
@@ -163,34 +163,28 @@ class WebSocketAdapter:
                              http_version=scope.get("http_version", "1.1"))
 
 
-def _decoding(adapter: WebSocketAdapter, route: "Route", bindings: Any, query_string: bytes, headers: dict[str, str],
-              request_id: str, scope: Scope, opening: "_Opening") -> Any:
-    """The core's `decode` for a socket: metadata and deadline once the caller is admitted
-    (its request messages come later, frame by frame: `_Opening` decodes those)."""
-    def decode(ctx: CallContext) -> None:
-        assert adapter.config is not None
-        opening.query = parse_query(query_string, route.options.query_unescape_plus)
-        opening.bindings = bindings
-        ctx.deadline = client_deadline(headers, adapter.config.max_duration, adapter.config.max_duration)
-        peer = scope.get("client")
-        ctx.metadata = adapter.core.metadata.outgoing(route, headers, request_id, peer[0] if peer else None)
-
-    return decode
-
-
 class _Opening:
     """The stage just before the backend call: the caller is admitted, so the socket is
     accepted and the session runs the rest of the chain (the backend call) with the request
     message(s) as they arrive. Its Outcome is the session's end, in gRPC terms."""
 
     def __init__(self, adapter: WebSocketAdapter, scope: Scope, receive: Receive, send: Send, route: "Route",
-                 subprotocol: str | None, id_header: tuple[bytes, bytes]) -> None:
+                 bindings: Any, subprotocol: str | None, id_header: tuple[bytes, bytes]) -> None:
         self.adapter, self.scope, self.receive, self.send = adapter, scope, receive, send
-        self.route, self.subprotocol, self.id_header = route, subprotocol, id_header
+        self.route, self.bindings, self.subprotocol, self.id_header = route, bindings, subprotocol, id_header
         self.query: list[tuple[str, str]] = []
-        self.bindings: Any = []
         self.accepted = False
         self.bytes_out = 0
+
+    def decode(self, ctx: CallContext) -> None:
+        """The core's `decode`, run once the caller is admitted: the query, the metadata and the
+        deadline (the request messages come later, one a frame, decoded by the session)."""
+        adapter, route = self.adapter, self.route
+        assert adapter.config is not None
+        self.query = parse_query(self.scope.get("query_string", b""), route.options.query_unescape_plus)
+        ctx.deadline = client_deadline(ctx.headers, adapter.config.max_duration, adapter.config.max_duration)
+        peer = self.scope.get("client")
+        ctx.metadata = adapter.core.metadata.outgoing(route, ctx.headers, ctx.request_id, peer[0] if peer else None)
 
     async def __call__(self, ctx: CallContext, call_next: Next) -> Outcome:
         adapter, route, record = self.adapter, self.route, ctx.record
