@@ -12,6 +12,7 @@ import json
 import ssl
 from pathlib import Path
 
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
@@ -452,6 +453,8 @@ def test_an_open_socket_holds_an_inflight_slot_and_a_handshake_past_the_cap_is_5
             ws.recv(timeout=20)
             status, headers, body = refused(ws_url(gateway, "/v1/notes:chat"))
             assert status == 503 and headers["retry-after"] == "2" and body["code"] == 14
+            metrics = httpx.get(gateway.admin_url + "/metrics", timeout=10).text
+            assert "edge_inflight_requests 1.0" in metrics, [l for l in metrics.splitlines() if "inflight" in l]
         assert wait_for(lambda: gateway.server.app.shedder.inflight == 0, timeout=20)
         with connect(ws_url(gateway, "/v1/notes:chat")) as ws:  # the slot is free again
             ws.send(json.dumps({"seq": "2"}))

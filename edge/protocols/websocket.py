@@ -117,7 +117,8 @@ class WebSocketAdapter:
             opening = _Opening(self, scope, receive, send, route, bindings, subprotocol, id_header)
             ctx = CallContext(route, record, headers, request_id, logged.http_method, logged.client_ip,
                               decode=opening.decode)
-            await chain((*self.core.stages, opening), Backend())(ctx)
+            with self.observer.metrics.inflight():  # an open socket is a request in flight
+                await chain((*self.core.stages, opening), Backend())(ctx)
         except Exception as exc:
             if opening is not None and opening.accepted:  # the session ends every failure itself: not expected
                 log.error("unexpected failure in WebSocket %s", request_id, exc_info=exc)
