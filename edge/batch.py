@@ -58,7 +58,7 @@ from .http import (
     read_body,
     send_response,
 )
-from .idempotency import BeginState, StoredResponse
+from .idempotency import BeginState, Reserving, StoredResponse
 from .ratelimit import rate_limit_headers
 from .core import CallRecord, client_deadline
 from .protocols.rest import Reply, RestAdapter, RestCall
@@ -189,18 +189,19 @@ class BatchEndpoint:
         items = parse_batch(call.body, self.config)
         timeout = client_deadline(call.headers, self.config.max_timeout, self.config.max_timeout)
         headers_out: RawHeaders = [(b"content-type", JSON_CONTENT_TYPE)]
-        headers_out += await _charge_items(rest, call, record, [(i.method, i.url.partition("?")[0]) for i in items])
+        engine = rest.core.idempotency
+        principal = call.principal.subject if call.principal else None
+        key = call.headers.get(engine.config.header.lower()) if engine is not None else None
+        # the batch's key is reserved in the store call that charges its items (one round trip)
+        ahead = engine.prepare(principal, f"POST {self.path}", key, "POST", self.path, [], call.body, call.headers,
+                               deadline=timeout) if engine is not None and key is not None else None
+        headers_out += await _charge_items(rest, call, record, [(i.method, i.url.partition("?")[0]) for i in items],
+                                           ahead)
 
         begin = None
-        engine = rest.core.idempotency
         if engine is not None:
-            begin = await engine.begin(
-                call.principal.subject if call.principal else None,
-                f"POST {self.path}",
-                call.headers.get(engine.config.header.lower()),
-                "POST", self.path, [], call.body, call.headers,
-                deadline=timeout,
-            )
+            begin = await engine.begin(principal, f"POST {self.path}", key, "POST", self.path, [], call.body,
+                                       call.headers, deadline=timeout, reserving=ahead)
             if begin.state is BeginState.REPLAY:
                 record.idempotency = "replayed"
                 stored = begin.stored_response
@@ -494,9 +495,11 @@ def _json_body(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":")).encode()
 
 
-async def _charge_items(rest: RestAdapter, call: RestCall, record: CallRecord, items: list[tuple[str, str]]) -> RawHeaders:
+async def _charge_items(rest: RestAdapter, call: RestCall, record: CallRecord, items: list[tuple[str, str]],
+                        ahead: Reserving | None = None) -> RawHeaders:
     """A batch's charge: one unit per item on every policy its route falls under, all
-    items decided together before any runs, so a batch never half-runs for lack of budget."""
+    items decided together before any runs, so a batch never half-runs for lack of budget
+    (with the batch's own key reserved `ahead` in the same store call)."""
     limits = rest.core.limits
     if limits is None or call.charged or not items:
         return []
@@ -513,7 +516,7 @@ async def _charge_items(rest: RestAdapter, call: RestCall, record: CallRecord, i
             subject = limits.subject(call.principal, call.client_ip, http_method, route.template, route.method.containing_service.full_name,
                                      route.full_method)
         subjects.append((subject, 1))
-    decision = await limits.charge_many(subjects, record)
+    decision = await limits.charge_many(subjects, record, ahead.request if ahead is not None else None)
     call.charged = True
     return raw_headers(rate_limit_headers(decision))
 

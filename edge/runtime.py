@@ -87,11 +87,12 @@ async def build_runtime(config: GatewayConfig, registry: BackendRegistry) -> Run
     if authenticator is not None and policies is not None:
         identity = Identity(authenticator, policies)
         stages.append(identity)
+    keys = Idempotency(idempotency) if idempotency is not None else None
     if limiter is not None:
-        stages.append(RateLimits(limiter))
+        stages.append(RateLimits(limiter, keys))  # a keyed call's reservation goes with its charge
     stages.append(Decode(identity))
-    if idempotency is not None:
-        stages.append(Idempotency(idempotency))
+    if keys is not None:
+        stages.append(keys)
     core = Core(
         registry, stages, _metadata_rules(config, authenticator, idempotency), authenticator=authenticator,
         policies=policies, limiter=limiter, idempotency=idempotency, store=store,

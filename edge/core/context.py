@@ -17,7 +17,7 @@ from google.protobuf.message import Message
 from transcoding.invoker import Metadata, ResponseStream
 from transcoding.routes import Route
 
-from ..idempotency import StoredResponse
+from ..idempotency import Reserving, StoredResponse
 from ..ratelimit import RateLimitDecision
 from .record import CallRecord
 
@@ -53,6 +53,11 @@ class CallContext:
     for keyed calls, `fingerprint` - so a body is never decoded for a caller the
     gateway refuses. `stored_form` is the adapter's too: what an idempotent replay
     of this call's outcome answers (its protocol's rendering, stored as it is).
+    `fingerprint_ahead`, the adapter's as well, sets `fingerprint` and `deadline`
+    before the charge, without decoding the body, so a keyed call's reservation
+    goes in the rate-limit stage's store call (one round trip for both); it says
+    False when it cannot (a bad query or deadline: `decode` refuses the call in
+    its place). `reserving` is that reservation, for the idempotency stage.
     """
 
     route: Route
@@ -73,6 +78,8 @@ class CallContext:
     fingerprint: Fingerprint | None = None
     decode: Callable[[CallContext], None] | None = None
     stored_form: Callable[[Outcome], StoredResponse] | None = None
+    fingerprint_ahead: Callable[[CallContext], bool] | None = None
+    reserving: Reserving | None = None
 
 
 @dataclass(slots=True)

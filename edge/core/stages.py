@@ -7,7 +7,11 @@ not enable is not in the chain at all) and ends the chain with the backend call:
 
 Identity and limits come before `decode` (the adapter's: the request message
 from the body): a caller the gateway refuses never has its body parsed, and a
-bad body from an unauthenticated client is a 401, not a 400. A refusal is raised
+bad body from an unauthenticated client is a 401, not a 400. A call carrying an
+Idempotency-Key has its key reserved in the rate-limit stage's store call
+(`Idempotency.ahead`: one round trip for both, docs/state.md "Admission"); the
+idempotency stage reads the answer, and a call refused between the two (its body
+does not decode) gives the key back. A refusal is raised
 (`AuthError`, `StatusError`, `TranscodeError`, each carrying its gRPC code) for
 the adapter to render in its protocol's error shape. A new stage (a plugin hook)
 is one more callable of this shape, placed where edge/runtime.py builds the list.
@@ -25,6 +29,7 @@ from transcoding.invoker import CallError
 
 from ..auth import Authenticator, PolicyResolver, Principal
 from ..idempotency import Begin, BeginState, IdempotencyEngine, StoredResponse
+from ..state import ReserveRequest
 from ..ratelimit import RateLimitContext, RateLimitDecision, RateLimiter, refusal
 from .context import CallContext, Next, Outcome, Stage
 from .record import CallRecord
@@ -82,20 +87,30 @@ class Identity:
 
 
 class RateLimits:
-    """All the limits a call falls under, in one store round trip."""
+    """All the limits a call falls under, in one store round trip; with `reservations` (the
+    idempotency stage, when there is one), a keyed call's reservation goes in that same call."""
 
-    def __init__(self, limiter: RateLimiter) -> None:
+    def __init__(self, limiter: RateLimiter, reservations: Idempotency | None = None) -> None:
         self.limiter = limiter
+        self.reservations = reservations
 
     async def __call__(self, ctx: CallContext, call_next: Next) -> Outcome:
-        if not ctx.charged:
-            route = ctx.route
-            decision = await self.limiter.check(self.subject(
-                ctx.principal, ctx.client_ip, ctx.http_method, route.template,
-                route.method.containing_service.full_name, route.full_method))
-            ctx.ratelimit = self.admit(decision, ctx.record)
-            ctx.charged = True
-        return await call_next(ctx)
+        if ctx.charged:
+            return await call_next(ctx)
+        route = ctx.route
+        reserve = self.reservations.ahead(ctx) if self.reservations is not None else None
+        decision = await self.limiter.check(self.subject(
+            ctx.principal, ctx.client_ip, ctx.http_method, route.template,
+            route.method.containing_service.full_name, route.full_method), reserve=reserve)
+        ctx.ratelimit = self.admit(decision, ctx.record)  # a 429 reserved nothing
+        ctx.charged = True
+        if reserve is None:
+            return await call_next(ctx)
+        try:
+            return await call_next(ctx)
+        except BaseException:  # refused after admission (a body that does not decode): nothing ran
+            await asyncio.shield(self.reservations.give_back(ctx))  # type: ignore[union-attr]
+            raise
 
     @staticmethod
     def subject(principal: Principal | None, client_ip: str | None, http_method: str, route: str, service: str,
@@ -111,9 +126,11 @@ class RateLimits:
             http_method=http_method,
         )
 
-    async def charge_many(self, subjects: list[tuple[RateLimitContext, int]], record: CallRecord) -> RateLimitDecision:
-        """Several calls' units decided together (a batch: all its items before any runs)."""
-        return self.admit(await self.limiter.check_many(subjects), record)
+    async def charge_many(self, subjects: list[tuple[RateLimitContext, int]], record: CallRecord,
+                          reserve: ReserveRequest | None = None) -> RateLimitDecision:
+        """Several calls' units decided together (a batch: all its items before any runs),
+        with the batch's own Idempotency-Key reservation in the same store call."""
+        return self.admit(await self.limiter.check_many(subjects, reserve=reserve), record)
 
     @staticmethod
     def admit(decision: RateLimitDecision, record: CallRecord) -> RateLimitDecision:
@@ -161,15 +178,42 @@ class Idempotency:
         self.header = engine.config.header.lower()
         self._settling: set[asyncio.Future[None]] = set()  # keyed calls settling after their caller left
 
+    def ahead(self, ctx: CallContext) -> ReserveRequest | None:
+        """For the rate-limit stage, before its charge: the reservation this call's key needs,
+        to go in the same store call. None when there is none to take ahead (no key, a stream,
+        a route or method keys do not apply to, an adapter that cannot read the fingerprint
+        before decoding, a key `begin` refuses); this stage then does what it always did."""
+        route = ctx.route
+        key = ctx.headers.get(self.header)
+        if key is None or route.server_streaming or ctx.fingerprint_ahead is None:
+            return None
+        route_id = f"{route.binding.http_method} {route.template}"
+        if not self.engine.rule_for(route_id, ctx.http_method, route.full_method).applies:
+            return None
+        if not ctx.fingerprint_ahead(ctx):
+            return None
+        fp, principal = ctx.fingerprint, ctx.principal
+        assert fp is not None
+        reserving = ctx.reserving = self.engine.prepare(
+            principal.subject if principal else None, route_id, key, fp.method, fp.path, fp.query, fp.body,
+            ctx.headers, grpc_method=route.full_method, deadline=ctx.deadline)
+        return reserving.request if reserving is not None else None
+
+    async def give_back(self, ctx: CallContext) -> None:
+        """The call was refused after its key was reserved with the charge and before this stage."""
+        await self.engine.give_back(ctx.reserving)
+        ctx.reserving = None
+
     async def __call__(self, ctx: CallContext, call_next: Next) -> Outcome:
         route, record, fp = ctx.route, ctx.record, ctx.fingerprint
         if route.server_streaming or fp is None:
             return await call_next(ctx)
         principal = ctx.principal
+        reserving, ctx.reserving = ctx.reserving, None
         begin = await self.engine.begin(
             principal.subject if principal else None, f"{route.binding.http_method} {route.template}",
             ctx.headers.get(self.header), fp.method, fp.path, fp.query, fp.body, ctx.headers,
-            grpc_method=route.full_method, deadline=ctx.deadline,
+            grpc_method=route.full_method, deadline=ctx.deadline, reserving=reserving,
         )
         record.idempotency = _IDEMPOTENCY_OUTCOME.get(begin.state)
         if begin.state is BeginState.REPLAY:

@@ -91,22 +91,47 @@ class Reply:
 
 class _Decoding:
     """One call's REST decoding, run by the core once the caller is admitted (its `decode`),
-    and the `fields` mask it found, for the reply."""
+    and the `fields` mask it found, for the reply. For a keyed call, `fingerprint_ahead`
+    reads the query and deadline before the charge instead, and `decode` reuses them."""
 
-    __slots__ = ("adapter", "call", "route", "bindings", "mask")
+    __slots__ = ("adapter", "call", "route", "bindings", "mask", "early")
 
     def __init__(self, adapter: RestAdapter, call: RestCall, route: Route, bindings: Bindings) -> None:
         self.adapter, self.call, self.route, self.bindings = adapter, call, route, bindings
         self.mask: Mask | None = None
+        self.early: tuple[list[tuple[str, str]], float] | None = None  # query, deadline: read ahead
+
+    def _query(self) -> list[tuple[str, str]]:
+        """The query's pairs, less the `fields` system parameter (kept as `mask`)."""
+        call, route, partial = self.call, self.route, self.adapter.partial
+        query_string = call.query_string
+        query = parse_query(query_string, route.options.query_unescape_plus)
+        if partial is not None and (b"fields" in query_string or b"%" in query_string):
+            query, self.mask = partial.take(route, query)
+        return query
+
+    def _deadline(self) -> float:
+        backend = self.adapter.core.registry.backends[self.route.backend].config
+        return client_deadline(self.call.headers, backend.timeout, backend.max_timeout)
+
+    def fingerprint_ahead(self, ctx: CallContext) -> bool:
+        """A keyed call's fingerprint and deadline, before the charge and without the body's
+        decoding. False when the query or the deadline header is bad: `decode` refuses the
+        call in its own place, after the charge, as always."""
+        try:
+            query, deadline = self._query(), self._deadline()
+        except errors.TranscodeError:
+            self.mask = None
+            return False
+        self.early = query, deadline
+        call = self.call
+        ctx.deadline, ctx.fingerprint = deadline, Fingerprint(call.http_method, call.raw_path, query, call.body)
+        return True
 
     def decode(self, ctx: CallContext) -> None:
         call, route, adapter = self.call, self.route, self.adapter
-        query_string = call.query_string
-        query = parse_query(query_string, route.options.query_unescape_plus)
-        mask = None
-        if adapter.partial is not None and (b"fields" in query_string or b"%" in query_string):
-            query, mask = adapter.partial.take(route, query)
-            self.mask = mask
+        query = self._query() if self.early is None else self.early[0]
+        mask = self.mask
         if call.request is not None:
             request = ctx.request = call.request
             if mask is not None:
@@ -117,8 +142,7 @@ class _Decoding:
             request = ctx.request = route.request_codec.decode(self.bindings, query, call.body, call.headers.get("content-type"))
             if mask is not None:
                 mask.prepare(request)
-        backend = adapter.core.registry.backends[route.backend].config
-        ctx.deadline = client_deadline(call.headers, backend.timeout, backend.max_timeout)
+        ctx.deadline = self._deadline() if self.early is None else self.early[1]
         ctx.metadata = adapter.core.metadata.outgoing(route, call.headers, call.request_id, call.peer_ip)
         if adapter.core.idempotency is not None:
             ctx.fingerprint = Fingerprint(call.http_method, call.raw_path, query, call.body)
@@ -219,6 +243,7 @@ class RestAdapter:
                           call.principal, call.preauthenticated, call.charged, decode=decoding.decode)
         if self.core.idempotency is not None and not route.server_streaming:
             ctx.stored_form = decoding.stored_form
+            ctx.fingerprint_ahead = decoding.fingerprint_ahead
         outcome = await self.core.run(ctx)
         call.principal, call.auth, call.charged = ctx.principal, ctx.auth, ctx.charged
         headers_out = list(extra_headers)
