@@ -15,6 +15,11 @@ subclasses the protocol class to add, per connection:
   answer has started (the request is abandoned, its backend call never made);
 * a 400 that names the parser's complaint (e.g. Content-Length with Transfer-Encoding).
 
+A connection closed while its peer is not taking the bytes still queued for it (a client
+that stopped reading: a WebSocket let go after `send_timeout`, or any answer) is reset once
+`STALLED_CLOSE` seconds pass without progress, instead of being kept for as long as the
+peer keeps its receive window shut.
+
 Every refusal answers in the gateway's JSON error shape and closes the connection,
 so the rest of the request is never read. The same goes for any answer that starts
 before the request body has ended (a 413 for a body over the limit): it says
@@ -45,6 +50,10 @@ from .http import new_request_id
 __all__ = ["ConnectionLimits", "error_response", "guarded_protocol", "limit_connections"]
 
 LINGER = 0.5
+# A closed connection still holding bytes its peer takes none of (a client that stopped reading)
+# is reset once this long passes without progress: asyncio would keep it, its buffer and its
+# kernel send queue for as long as the peer keeps its window shut, which may be for ever.
+STALLED_CLOSE = 10.0
 _REASONS = {400: b"Bad Request", 408: b"Request Timeout", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
 _CODES = {400: 3, 408: 4, 414: 3, 431: 3, 500: 13}  # google.rpc codes: INVALID_ARGUMENT, DEADLINE_EXCEEDED, INTERNAL
 _CLOSE = (b"connection", b"close")
@@ -106,11 +115,23 @@ class _LingeringTransport:
         if self._closing:
             return
         self._closing = True
+        left = self._transport.get_write_buffer_size()
+        if left:  # only then can the close stall (the timer keeps this object until it fires)
+            asyncio.get_running_loop().call_later(STALLED_CLOSE, self._reset_if_stalled, left)
         if not self._pending():
             self._transport.close()
             return
         self._transport.pause_reading()
         asyncio.get_running_loop().call_later(LINGER, self._transport.close)
+
+    def _reset_if_stalled(self, before: int) -> None:
+        left = self._transport.get_write_buffer_size()
+        if not left:  # sent (and closed) meanwhile
+            return
+        if left >= before:  # not a byte taken since the last look
+            self._transport.abort()
+            return
+        asyncio.get_running_loop().call_later(STALLED_CLOSE, self._reset_if_stalled, left)
 
     def is_closing(self) -> bool:
         return self._closing or self._transport.is_closing()

@@ -321,6 +321,48 @@ def test_a_reader_that_stops_reading_holds_the_backend_back_and_is_let_go(tight,
     assert received < call.replies + 1 and closed.value.rcvd is None  # no close frame gets past a stalled reader
 
 
+def test_a_client_that_never_reads_is_reset_not_kept(tight, notes, monkeypatch):
+    """Let go after send_timeout, the connection still holds bytes the client never takes; it
+    is reset once STALLED_CLOSE passes without progress (asyncio alone would keep the socket,
+    its buffer and its kernel send queue for as long as the client keeps its window shut)."""
+    import base64
+    import os
+    import socket
+
+    from edge import connection_limits
+
+    monkeypatch.setattr(connection_limits, "STALLED_CLOSE", 1.0)
+    port = tight.server.public.port
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall((f"GET /v1/notes:tail HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nx-echo-repeat: 5000\r\n"
+                      f"x-request-id: never-reads-raw\r\n\r\n").encode())
+        assert _read_until(sock, b"\r\n\r\n").startswith(b"HTTP/1.1 101")
+        payload, mask = json.dumps({"text": "y" * 16000}).encode(), os.urandom(4)
+        sock.sendall(bytes([0x81, 0x80 | 126]) + len(payload).to_bytes(2, "big") + mask
+                     + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+        assert wait_for(lambda: _server_sockets(port) == 1, timeout=10), "the socket is open while it is served"
+        assert wait_for(lambda: any(c.ended for c in notes.calls_to("TailNotes")
+                                    if c.header("x-request-id") == "never-reads-raw"), timeout=30)
+        assert wait_for(lambda: _server_sockets(port) == 0, timeout=30), "the stalled connection is still held"
+
+
+def _server_sockets(port: int) -> int:
+    """Established TCP connections whose local port is `port` (the gateway's side), from /proc."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                    count += 1
+    return count
+
+
 # ---- the handshake's refusals ---------------------------------------------------------
 
 

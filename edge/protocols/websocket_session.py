@@ -29,7 +29,8 @@ so TCP pushes back on the client). Outgoing, one reply is read from the backend 
 previous one was handed to the transport, and uvicorn's `send` waits while the transport's
 buffer is over its high-water mark: a slow reader holds one reply plus that buffer, and gRPC's
 flow control stops the backend. A reply the client does not take within `send_timeout` ends
-the socket (no close frame can get past a stalled reader). `idle_timeout` (no message either
+the socket (no close frame can get past a stalled reader; edge/connection_limits.py then resets
+the connection if its last bytes stay untaken). `idle_timeout` (no message either
 way) and `max_duration` (the whole socket, and its backend call's deadline) end it too.
 """
 from __future__ import annotations
