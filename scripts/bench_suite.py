@@ -54,6 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "protos"), str(ROOT / "scripts")]
 
 import bench_mobile  # noqa: E402
+import bench_targets  # noqa: E402
 from bench_envoy import write_envoy_config  # noqa: E402
 
 PY = sys.executable
@@ -104,6 +105,7 @@ LARGE_CONNECTIONS = 8  # fewer connections for the large rows: CPU per MiB, not 
 BATCH_ITEMS = 10
 BATCH_BODY = json.dumps({"requests": [{"id": f"i{i}", "url": GET_PATH} for i in range(BATCH_ITEMS)]})
 DELAY_HEADER = "x-demo-delay-ms"
+IDLE_CONNECTIONS = 10_000  # --full: idle keep-alive connections held (issue 16 item 6)
 H2_STREAMS = 8  # HTTP/2 rows: streams in flight per connection (a phone multiplexing one connection)
 
 
@@ -501,6 +503,67 @@ def redis_segments(pid: int, redis_port: int) -> int:
     return total
 
 
+def redis_script_names() -> dict[str, str]:
+    """The store's Lua scripts by SHA1 (what EVALSHA names them by), from the gateway code in this checkout."""
+    try:
+        from edge.state import redis_store
+
+        return {hashlib.sha1(redis_store._lua(name).encode()).hexdigest(): name for name in redis_store._SCRIPTS}
+    except Exception:  # another store layout: commands are named by SHA prefix instead
+        return {}
+
+
+def redis_commands(pid: int, redis_port: int, url: str, req: Request, count: int) -> dict[str, Any]:
+    """The Redis commands one request makes, by name (a Lua script by its file name), from Redis's MONITOR
+    while `count` requests run one after another: ss counts round trips; this says which trip is which
+    (issue 16 item 3: the admission before the backend call, the completion after it)."""
+    names = redis_script_names()
+    out = subprocess.run(["ss", "-tnpH", "state", "established", "dst", f"127.0.0.1:{redis_port}"],
+                         capture_output=True, text=True).stdout
+    mine = {line.split()[2] for line in out.splitlines() if f"pid={pid}," in line and len(line.split()) > 2}
+    line_re = re.compile(rb'\[\d+ ([\d.:]+)\] "(\w+)"(?: "([0-9a-f]{40})")?')
+    seen: dict[str, int] = {}
+    monitor = socket.create_connection(("127.0.0.1", redis_port), timeout=5)
+    try:
+        monitor.sendall(b"MONITOR\r\n")
+        if not monitor.recv(5).startswith(b"+OK"):
+            raise RuntimeError("MONITOR refused")
+        monitor.settimeout(0.05)
+        buffered = b""
+
+        def drain() -> None:
+            nonlocal buffered
+            while True:
+                try:
+                    chunk = monitor.recv(1 << 16)
+                except (socket.timeout, BlockingIOError):
+                    return
+                if not chunk:
+                    return
+                buffered += chunk
+                *lines, buffered = buffered.split(b"\r\n")
+                for line in lines:
+                    match = line_re.search(line)
+                    if match and match.group(1).decode() in mine:
+                        command, sha = match.group(2).decode().lower(), match.group(3)
+                        name = names.get(sha.decode(), sha.decode()[:8]) if command == "evalsha" and sha else command
+                        seen[name] = seen.get(name, 0) + 1
+
+        for _ in range(count):
+            headers = dict(req.headers)
+            if req.idempotency:
+                headers["Idempotency-Key"] = "monitor-" + secrets.token_hex(6)
+            status, body = http(req.method, url + req.path, req.body, headers)
+            if status != 200:
+                raise RuntimeError(f"{req.method} {req.path} answered {status}: {body[:200]!r}")
+            drain()
+        time.sleep(0.3)
+        drain()
+    finally:
+        monitor.close()
+    return {"requests": count, "per_request": {name: n / count for name, n in sorted(seen.items())}}
+
+
 def redis_cleanup() -> int:
     """Delete the keys this benchmark made (its own prefix, its own database)."""
     import redis
@@ -587,9 +650,13 @@ def build_scenarios(token: str, full: bool, baseline: bool = False) -> list[Scen
         scenarios.insert(3, Scenario("get.off-2w", "GET  gateway, offloads off, --workers 2", "gw-off-2w", "wrk", get))
     else:
         scenarios = [s for s in scenarios if s.key != "get.on-hybrid"]
-    if baseline:
-        scenarios += [Scenario("get.baseline", "GET  gateway (--baseline-src), offloads off", "gw-base", "wrk", get),
-                      Scenario("post.baseline", "POST gateway (--baseline-src), offloads off", "gw-base", "wrk", post)]
+    if baseline:  # keyed under the row they compare with, so `--only get.off` selects both
+        scenarios += [Scenario("get.off.base", "GET  gateway (--baseline-src), offloads off", "gw-base", "wrk", get),
+                      Scenario("post.off.base", "POST gateway (--baseline-src), offloads off", "gw-base", "wrk", post),
+                      Scenario("get.on.base", "GET  gateway (--baseline-src), TLS+JWT+limits (memory)", "gw-base-on",
+                               "wrk", get_auth),
+                      Scenario("post.on.base", "POST gateway (--baseline-src), all on + Idempotency-Key (memory)",
+                               "gw-base-on", "wrk", post_auth)]
     return scenarios
 
 
@@ -741,11 +808,41 @@ def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
         "get.bare_cpu_vs_envoy": ("get.floor", "get.envoy", "cpu_us"),
         "large.get_cpu_per_mib_vs_envoy": ("large.get-off", "large.get-envoy", "cpu_us_per_mib"),
         "large.post_cpu_per_mib_vs_envoy": ("large.post-off", "large.post-envoy", "cpu_us_per_mib"),
+        "get.off_cpu_vs_baseline": ("get.off", "get.off.base", "cpu_us"),
+        "post.off_cpu_vs_baseline": ("post.off", "post.off.base", "cpu_us"),
+        "get.on_cpu_vs_baseline": ("get.on", "get.on.base", "cpu_us"),
+        "post.on_cpu_vs_baseline": ("post.on", "post.on.base", "cpu_us"),
     }
     for name, (a, b, what) in pairs.items():
         x, y = med(a, what), med(b, what)
         if x and y:
             out[name] = x / y
+    return out
+
+
+def scale_runs(quick: bool) -> dict[str, Any]:
+    """--full's runs of scripts/bench_workers.py (item 4: CPU per request, 1 vs 2 workers, pinned) and
+    scripts/idle_connections.py (item 6: RSS per idle connection of each kind, and a fixed-rate load's
+    p99 with and without the idle crowd). Each starts and stops its own processes."""
+    import bench_workers
+    import idle_connections
+
+    out: dict[str, Any] = {}
+
+    def log(line: str) -> None:
+        print(f"  {line}", flush=True)
+
+    count = 1000 if quick else IDLE_CONNECTIONS
+    try:
+        out["workers"] = bench_workers.measure(600, 2 if quick else 6, 1 if quick else 3, log=log)
+    except (SystemExit, RuntimeError) as exc:
+        print(f"warning: the workers run failed: {exc}", file=sys.stderr)
+    try:
+        idle_connections.raise_file_limit(count)
+        out["idle"] = {"rss": idle_connections.idle_rss(count, True, log=log),
+                       "load": idle_connections.loaded(count, None, 3 if quick else 8, log=log)}
+    except (SystemExit, RuntimeError, OSError) as exc:
+        print(f"warning: the idle-connection run failed: {exc}", file=sys.stderr)
     return out
 
 
@@ -761,14 +858,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the results here (default: ~/.cache/edge-bench/bench-<time>.json)")
     parser.add_argument("--envoy", default=os.environ.get("EDGE_BENCH_ENVOY", "envoy"), help="the envoy binary")
     parser.add_argument("--no-latency", action="store_true", help="skip the fixed-rate latency runs")
-    parser.add_argument("--full", action="store_true", help="also the Redis hybrid mode and a 2-worker gateway (~5 min)")
+    parser.add_argument("--full", action="store_true", help=(
+        "also the Redis hybrid mode, a 2-worker gateway, scripts/bench_workers.py's pinned runs and "
+        "scripts/idle_connections.py's 10,000 idle connections (~20 min); the issue-16 targets table at the end"))
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, configs)")
     parser.add_argument("--backend", choices=("go", "python"), default="go", help=(
         "gRPC backend behind every server: go (default) replays the Python demo backend's answers from "
         "scripts/bench_backend.go, so the backend is not the bottleneck; python is the demo backend itself"))
     parser.add_argument("--baseline-src", type=Path, help=(
-        "another checkout of edge (e.g. a `git worktree` of an older commit): also run its gateway, offloads off, "
-        "as get.baseline/post.baseline, for before/after ratios from one run"))
+        "another checkout of edge (e.g. a `git worktree` of an older commit): also run its gateway, offloads off "
+        "and all on, as get.off.base, post.off.base, get.on.base, post.on.base, for before/after ratios from one run"))
     args = parser.parse_args(argv)
     runs = max(1, min(args.runs or (1 if args.quick else 3), 10))
     duration = max(1.0, min(args.duration or (1.0 if args.quick else 4.0), 30.0))
@@ -875,7 +974,8 @@ def main(argv: list[str] | None = None) -> int:
                 lambda: http("GET", f"https://127.0.0.1:{port}{GET_PATH}", headers={"authorization": f"Bearer {token}"})[0]
                 == 200)
         gateways = {
-            "gw-base": {},
+            "gw-base": {},  # --baseline-src's gateway, offloads off and all on (memory)
+            "gw-base-on": {"tls": (cert, key), "jwks": jwks, "store": "memory"},
             "gw-off": {},
             "gw-batch": {},  # offloads off, in front of the demo backend: the batch-latency run with --backend go
             "gw-mobile": {"compose": True},  # in front of the demo backend: composed-route latency, `fields` bytes
@@ -893,7 +993,7 @@ def main(argv: list[str] | None = None) -> int:
             scheme = "https" if options.get("tls") else "http"
             url = f"{scheme}://127.0.0.1:{port}"
             gw_env = env
-            if name == "gw-base":
+            if name.startswith("gw-base"):
                 gw_env = dict(env, PYTHONPATH=os.pathsep.join([str(args.baseline_src.resolve()), env["PYTHONPATH"]]))
             workers = ["--workers", "2"] if name.endswith("-2w") else []
             servers[name] = fleet.start(name, [PY, "-m", "edge.cli", "serve", "--config", str(config), "--log-level",
@@ -990,6 +1090,20 @@ def main(argv: list[str] | None = None) -> int:
             extra["mobile"]["backend"] = "python"  # the demo backend sleeps on the parts
             for line in bench_mobile.report(extra["mobile"]):
                 print(f"  {line}", flush=True)
+        if redis_port is not None:  # which Redis command each round trip is (issue 16 item 3)
+            extra["redis_commands"] = {}
+            for key in ("get.on-redis", "post.on-redis"):
+                s = next((x for x in scenarios if x.key == key), None)
+                if s is None:
+                    continue
+                try:
+                    found = redis_commands(servers[s.server].pid, redis_port, servers[s.server].url, s.request, 50)
+                except (OSError, RuntimeError) as exc:
+                    print(f"warning: no Redis command breakdown for {key}: {exc}", file=sys.stderr)
+                    continue
+                extra["redis_commands"][key] = found
+                print(f"  Redis commands per request, {key}: "
+                      + ", ".join(f"{name} {n:.2f}" for name, n in found["per_request"].items()), flush=True)
         extra["rss_mib"] = {name: {"start": rss_start[name], "end": tree_rss_mib(srv.pid)}
                            for name, srv in servers.items()}
         extra["backend_cpu_note"] = BACKEND_NOTES[backend]
@@ -1015,6 +1129,11 @@ def main(argv: list[str] | None = None) -> int:
                           f"p99 {row['p99_ms'] - one['get.direct']['p99_ms']:.2f} ms")
         for name, mem in extra["rss_mib"].items():
             print(f"  RSS {name:9} {mem['start']:6.1f} -> {mem['end']:6.1f} MiB")
+        if args.full and wanted is None:
+            # Items 4 and 6 of issue 16 need the machine to themselves: the fleet above stops first.
+            fleet.stop()
+            extra.update(scale_runs(args.quick))
+        load_average = " ".join(Path("/proc/loadavg").read_text().split()[:3])
         document = {
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()},
@@ -1023,8 +1142,13 @@ def main(argv: list[str] | None = None) -> int:
             "backend": {"kind": backend, "requested": args.backend, "label": BACKEND_LABELS[backend],
                         **({"fallback_reason": backend_problem} if backend_problem else {})},
             "results": results, "ratios": rel, **extra, "table": table,
+            "load_average_at_end": load_average,
             "elapsed_s": round(time.monotonic() - started, 1),
         }
+        document["targets"] = [vars(v) for v in bench_targets.verdicts(document)]
+        print()
+        print(bench_targets.render(bench_targets.verdicts(document)))
+        print(f"load average at the end: {load_average} (a shared {os.cpu_count()}-CPU machine: compare rows of one run)")
         out = args.json or RESULTS_DIR / time.strftime("bench-%Y%m%d-%H%M%S.json")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")

@@ -55,6 +55,16 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--runs", type=int, default=3, help="interleaved rounds")
     args = parser.parse_args()
+    measure(args.rate, args.duration, args.runs)
+    return 0
+
+
+def measure(rate: float, duration: float, runs: int, log=print) -> dict:
+    """Every configuration at `rate`, `runs` interleaved rounds of `duration` seconds; the medians.
+
+    Returned (and printed through `log`) for scripts/bench --full too: `rows` maps each configuration
+    to its median CPU µs per request, its range, p99 and the supervisor's share; `two_over_one` and
+    `one_connection_two_over_one` are the ratios issue 16 item 4 targets."""
     if (os.cpu_count() or 1) < 2 or shutil.which("taskset") is None:
         raise SystemExit("needs two CPUs and taskset (util-linux)")
     work = Path(tempfile.mkdtemp(prefix="edge-workers-"))
@@ -92,18 +102,19 @@ def main() -> int:
             return run_pinned_h2load(work, url + request.path, rate / clients, clients, duration, argv_prefix)
 
         for server in servers.values():  # warm-up
-            load(server.url, args.rate, 2)
-        plan = [(name, server, args.rate, 16) for name, server in servers.items()]
-        plan.append(("1 worker, half the rate", servers["1 worker"], args.rate / 2, 16))
-        plan.append(("1 worker, one connection", servers["1 worker"], args.rate / 4, 1))
-        plan.append(("2 workers, one connection", servers["2 workers"], args.rate / 4, 1))
+            load(server.url, rate, 2)
+        plan = [(name, server, rate, 16) for name, server in servers.items()]
+        plan.append(("1 worker, half the rate", servers["1 worker"], rate / 2, 16))
+        plan.append(("1 worker, one connection", servers["1 worker"], rate / 4, 1))
+        plan.append(("2 workers, one connection", servers["2 workers"], rate / 4, 1))
         results: dict[str, list[dict]] = {name: [] for name, _, _, _ in plan}
-        print(f"load average {bench_loadavg()}; {args.rate:g} req/s, {args.runs} rounds x {args.duration:g}s; gateway on "
-              f"CPU {GATEWAY_CPU}, backend and h2load on CPU {LOAD_CPU}", flush=True)
-        for round_no in range(args.runs):
-            for name, server, rate, clients in plan:
+        load_start = bench_loadavg()
+        log(f"workers: load average {load_start}; {rate:g} req/s, {runs} rounds x {duration:g}s; gateway on "
+            f"CPU {GATEWAY_CPU}, backend and h2load on CPU {LOAD_CPU}")
+        for round_no in range(runs):
+            for name, server, row_rate, clients in plan:
                 before = process_cpu(server.pid)
-                r = load(server.url, rate, args.duration, clients)
+                r = load(server.url, row_rate, duration, clients)
                 after = process_cpu(server.pid)
                 requests = max(1, r["requests"])
                 per_process = {pid: (after[pid] - before.get(pid, 0.0)) / requests * 1e6 for pid in after}
@@ -111,24 +122,31 @@ def main() -> int:
                 supervisor = per_process.get(server.pid, 0.0) if name.startswith("2 workers") else 0.0
                 results[name].append({"cpu_us": total, "supervisor_us": supervisor, "p99_ms": r["p99_ms"],
                                       "rps": r["rps"], "per_process": sorted(per_process.values(), reverse=True)})
-                print(f"  round {round_no + 1} {name:32} {total:6.0f} µs/req  p99 {r['p99_ms']:6.2f} ms  "
-                      f"{r['rps']:6.0f} req/s  per process {', '.join(f'{v:.0f}' for v in results[name][-1]['per_process'])}",
-                      flush=True)
-        print()
-        base = statistics.median(x["cpu_us"] for x in results["1 worker"])
-        for name, rows in results.items():
-            cpu = statistics.median(x["cpu_us"] for x in rows)
-            print(f"{name:32} {cpu:6.0f} µs/req ({min(x['cpu_us'] for x in rows):.0f}-{max(x['cpu_us'] for x in rows):.0f})"
-                  f"  {cpu / base:5.2f}x  p99 {statistics.median(x['p99_ms'] for x in rows):6.2f} ms"
-                  f"  supervisor {statistics.median(x['supervisor_us'] for x in rows):4.1f} µs/req")
-        one = {name: statistics.median(x["cpu_us"] for x in results[name])
-               for name in ("1 worker, one connection", "2 workers, one connection")}
-        print(f"one connection: 2 workers / 1 worker = {one['2 workers, one connection'] / one['1 worker, one connection']:.2f}x")
-        print(f"load average at the end {bench_loadavg()}")
+                log(f"  round {round_no + 1} {name:32} {total:6.0f} µs/req  p99 {r['p99_ms']:6.2f} ms  "
+                    f"{r['rps']:6.0f} req/s  per process {', '.join(f'{v:.0f}' for v in results[name][-1]['per_process'])}")
+        rows = {}
+        for name, runs_of in results.items():
+            rows[name] = {"cpu_us": statistics.median(x["cpu_us"] for x in runs_of),
+                          "cpu_us_min": min(x["cpu_us"] for x in runs_of), "cpu_us_max": max(x["cpu_us"] for x in runs_of),
+                          "p99_ms": statistics.median(x["p99_ms"] for x in runs_of),
+                          "supervisor_us": statistics.median(x["supervisor_us"] for x in runs_of)}
+        base = rows["1 worker"]["cpu_us"]
+        for name, row in rows.items():
+            log(f"{name:32} {row['cpu_us']:6.0f} µs/req ({row['cpu_us_min']:.0f}-{row['cpu_us_max']:.0f})"
+                f"  {row['cpu_us'] / base:5.2f}x  p99 {row['p99_ms']:6.2f} ms  supervisor {row['supervisor_us']:4.1f} µs/req")
+        summary = {
+            "rate": rate, "duration_s": duration, "runs": runs, "rows": rows,
+            "two_over_one": rows["2 workers"]["cpu_us"] / base,
+            "one_connection_two_over_one": rows["2 workers, one connection"]["cpu_us"]
+            / rows["1 worker, one connection"]["cpu_us"],
+            "load_average": [load_start, bench_loadavg()],
+        }
+        log(f"one connection: 2 workers / 1 worker = {summary['one_connection_two_over_one']:.2f}x")
+        log(f"load average at the end {summary['load_average'][1]}")
+        return summary
     finally:
         fleet.stop()
         shutil.rmtree(work, ignore_errors=True)
-    return 0
 
 
 def run_pinned_h2load(work: Path, url: str, rps_per_client: float, clients: int, duration: float,

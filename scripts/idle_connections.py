@@ -115,8 +115,11 @@ def open_many(count: int, opener, port: int) -> list[socket.socket]:
     return socks
 
 
-def loaded(count: int, rate: float | None, duration: float) -> int:
-    """p99 of a fixed-rate load with and without `count` idle connections (see the module doc)."""
+def loaded(count: int, rate: float | None, duration: float, log=print) -> dict:
+    """p99 of a fixed-rate load with and without `count` idle connections (see the module doc).
+
+    Returns the rows (label, RSS KiB per idle connection, p50/p99/p99.9, req/s) and, per crowd,
+    its p99 over the p99 alone: what scripts/bench --full reports against issue 16 item 6."""
     sys.path.insert(0, str(ROOT / "scripts"))
     import bench_suite as bench
 
@@ -150,10 +153,10 @@ def loaded(count: int, rate: float | None, duration: float) -> int:
         if rate is None:
             top = bench.run_wrk(work, url, request, 3, 32)["rps"]
             rate = round(top * 0.5)
-            print(f"closed-loop maximum {top:.0f} req/s; the load runs at half of it", flush=True)
+            log(f"closed-loop maximum {top:.0f} req/s; the load runs at half of it")
         load1 = loadavg()
-        print(f"backend {backend}; load {rate:.0f} req/s (h2load, HTTP/1.1, 16 connections) for {duration:g}s; "
-              f"load average {load1}", flush=True)
+        log(f"backend {backend}; load {rate:.0f} req/s (h2load, HTTP/1.1, 16 connections) for {duration:g}s; "
+            f"load average {load1}")
 
         def measure_load() -> dict:
             return bench.latency_at_rate(work, url, request, rate, duration, h1=True)
@@ -176,17 +179,24 @@ def loaded(count: int, rate: float | None, duration: float) -> int:
             time.sleep(2.0)  # the gateway handles the crowd's closes first
             again = measure_load()  # the crowd gone: is the gateway back where it started?
             rows.append((f"after the {label} crowd closed", 0.0, again))
-        print(f"\n{'':36} {'p50 ms':>7} {'p99 ms':>7} {'p99.9 ms':>8} {'req/s':>7}  RSS per idle conn")
+        log(f"{'':36} {'p50 ms':>7} {'p99 ms':>7} {'p99.9 ms':>8} {'req/s':>7}  RSS per idle conn")
         for label, per, r in rows:
-            print(f"{label:36} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {r['p999_ms']:8.2f} {r['rps']:7.0f}  "
-                  + (f"{per:5.1f} KiB" if per else ""))
+            log(f"{label:36} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f} {r['p999_ms']:8.2f} {r['rps']:7.0f}  "
+                + (f"{per:5.1f} KiB" if per else ""))
+        crowds = {}
         for label, per, r in rows:
             if per:
-                print(f"p99 with {label}: {r['p99_ms'] / alone['p99_ms']:.2f}x the p99 alone")
-        print(f"load average at the end {loadavg()}")
+                crowds[label] = {"kib_per_connection": per, "p99_ms": r["p99_ms"],
+                                 "p99_over_alone": r["p99_ms"] / alone["p99_ms"]}
+                log(f"p99 with {label}: {r['p99_ms'] / alone['p99_ms']:.2f}x the p99 alone")
+        load2 = loadavg()
+        log(f"load average at the end {load2}")
+        return {"connections": count, "rate": rate, "duration_s": duration, "backend": backend,
+                "rows": [{"label": label, "kib_per_connection": per, **{k: r[k] for k in ("p50_ms", "p99_ms", "p999_ms", "rps")}}
+                         for label, per, r in rows],
+                "alone_p99_ms": alone["p99_ms"], "crowds": crowds, "load_average": [load1, load2]}
     finally:
         fleet.stop()
-    return 0
 
 
 def loadavg() -> str:
@@ -202,28 +212,39 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="--load: seconds per load run (default 10)")
     args = parser.parse_args()
     count = max(1, min(args.connections, 20000))
+    raise_file_limit(count)
+    if args.load:
+        loaded(count, args.rate, max(2.0, min(args.duration, 60.0)))
+        return 0
+    idle_rss(count, args.tls)
+    return 0
+
+
+def raise_file_limit(count: int) -> None:
+    """Room for `count` client sockets here and as many in the gateway this process starts."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = min(hard, 2 * count + 1024)
     if soft < wanted:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
     if wanted < count + 256:
         raise SystemExit(f"RLIMIT_NOFILE hard limit {hard} is too low for {count} connections")
-    if args.load:
-        return loaded(count, args.rate, max(2.0, min(args.duration, 60.0)))
 
+
+def idle_rss(count: int, tls: bool, log=print) -> list[dict]:
+    """RSS per idle connection of each kind, each against a fresh gateway (see the module doc)."""
     from edge.devcert import ensure_dev_certificate
 
     work = Path(tempfile.mkdtemp(prefix="edge-idle-"))
     kinds = [("plain", None)]
-    if args.tls:
+    if tls:
         kinds.append(("tls", ensure_dev_certificate(work / "tls")))
     rows = []
-    for name, tls in kinds:
-        for label, opener in (("HTTP/1.1", open_h1), ("HTTP/2" if tls else "h2c", open_h2)):
+    for name, cert in kinds:
+        for label, opener in (("HTTP/1.1", open_h1), ("HTTP/2" if cert else "h2c", open_h2)):
             # A fresh gateway per kind: memory freed by the previous kind would hide the next one's growth.
             port = free_port()
             listen = f"listen: {{host: 127.0.0.1, port: {port}, " + (
-                f"tls: {{cert_file: {tls[0]}, key_file: {tls[1]}}}}}\n" if tls else "plaintext: true}\n")
+                f"tls: {{cert_file: {cert[0]}, key_file: {cert[1]}}}}}\n" if cert else "plaintext: true}\n")
             config = work / f"{name}.yaml"
             config.write_text(listen + "admin: {enabled: false}\naccess_log: {enabled: false}\n"
                               f"backends: [{{name: demo, target: '127.0.0.1:{free_port()}', required: false,\n"
@@ -233,7 +254,7 @@ def main() -> int:
                                     stderr=subprocess.DEVNULL)
             try:
                 def context() -> ssl.SSLContext | None:  # a fresh one per use: the ALPN offer differs
-                    return ssl.create_default_context(cafile=str(tls[0])) if tls else None
+                    return ssl.create_default_context(cafile=str(cert[0])) if cert else None
 
                 deadline = time.monotonic() + 30
                 while True:
@@ -255,10 +276,12 @@ def main() -> int:
                     proc.kill()
                     proc.wait()
             per = (after - before) * 1024 / count
-            rows.append((f"{label}{' over TLS' if tls else ''}", before, after, per))
-            print(f"{rows[-1][0]:22} {count} idle connections: RSS {before:7.1f} -> {after:7.1f} MiB, "
-                  f"{per:5.1f} KiB per connection", flush=True)
-    return 0
+            rows.append({"kind": f"{label}{' over TLS' if cert else ''}", "connections": count,
+                         "rss_before_mib": before, "rss_after_mib": after, "kib_per_connection": per})
+            log(f"{rows[-1]['kind']:22} {count} idle connections: RSS {before:7.1f} -> {after:7.1f} MiB, "
+                f"{per:5.1f} KiB per connection")
+    return rows
+
 
 
 if __name__ == "__main__":
