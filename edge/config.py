@@ -73,7 +73,7 @@ class Backend(Section):
 
 
 class Http2(Section):
-    """HTTP/2 on the public listener (edge/http2.py): `h2` by ALPN on TLS, `h2c` by prior
+    """HTTP/2 on the public listener (edge/http2/): `h2` by ALPN on TLS, `h2c` by prior
     knowledge on plaintext. The bounds hold what one hostile connection can make the gateway keep."""
 
     enabled: bool = True

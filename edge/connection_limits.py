@@ -146,7 +146,7 @@ class _LingeringTransport:
 
     @property
     def wrapped(self) -> asyncio.Transport:
-        """The transport underneath (edge/http2.py hands it to an h2c session)."""
+        """The transport underneath (edge/http2/ hands it to an h2c session)."""
         return self._transport
 
     def __getattr__(self, name: str) -> Any:  # everything else as the real transport has it

@@ -169,7 +169,7 @@ class GatewayServer:
             # New handshakes pick up rotated certificate files; open connections keep theirs.
             context, self.tls = server_ssl_context(config.listen.tls)
             apply_to_uvicorn(public_config, context, self.tls)
-        if config.listen.http2.enabled:  # on the same socket: h2 by ALPN, h2c by its preface (edge/http2.py)
+        if config.listen.http2.enabled:  # on the same socket: h2 by ALPN, h2c by its preface (edge/http2/)
             public_config.http = with_http2(public_config.http, _http2_limits(config.listen), h2c=config.listen.http2.h2c)
         self.public = _Server(public_config)
         self._sockets = sockets

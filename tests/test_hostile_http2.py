@@ -3,7 +3,7 @@ its RSS is the gateway's own) in front of the real demo backend, with a frame-le
 
 Each attack is bounded in count and time, and ends with the gateway answering a fresh
 request and its RSS within `RSS_BUDGET_MIB` of what it was before the attack. Without the
-bounds of edge/http2.py an h2 listener grew ~800 MiB and stopped answering under the HPACK
+bounds of edge/http2/ an h2 listener grew ~800 MiB and stopped answering under the HPACK
 bomb and the never-finished streams (issue 17).
 """
 from __future__ import annotations

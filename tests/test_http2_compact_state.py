@@ -1,4 +1,4 @@
-"""The slimmer per-connection HTTP/2 state in edge/http2.py behaves as h2's own.
+"""The slimmer per-connection HTTP/2 state in edge/http2/connection.py behaves as h2's own.
 
 An idle h2c connection's footprint was mostly deques (h2's Settings keep one per setting,
 hpack's dynamic table one more). `CompactSettings` and `_DynamicEntries` replace them with
@@ -12,7 +12,7 @@ import pytest
 from h2.exceptions import InvalidSettingsValueError
 from h2.settings import SettingCodes, Settings
 
-from edge.http2 import CompactSettings, _DynamicEntries
+from edge.http2.connection import CompactSettings, _DynamicEntries
 
 # (operation, arguments): "set" a value (pending until acknowledged), "ack" the pending ones.
 SETTINGS_STEPS = [

@@ -466,7 +466,7 @@ def test_a_forwarded_token_is_the_only_authorization(echo, auth_keys) -> None:
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_over_http2_streams_keep_their_format_and_a_reset_cancels_the_call(gateways, echo, profile) -> None:
-    """The same formats over h2c (edge/http2.py); a client that resets its stream mid-way
+    """The same formats over h2c (edge/http2/); a client that resets its stream mid-way
     cancels the backend call as a closed HTTP/1.1 connection does."""
     base = str(gateways[profile].base_url)
     with httpx.Client(base_url=base, http1=False, http2=True, timeout=15) as h2:
