@@ -23,9 +23,9 @@ implementations (grpc-gateway, Envoy's transcoder):
   sequence of JSON values (NDJSON, or values one after another as Go's
   json.Decoder reads them; the bindings fill every message).
 
-JSON is read with the stdlib parser plus a duplicate-key check (orjson would
-silently keep the last value), then mapped by the fast decoder
-(transcoding/fastjson.py) or, for what it does not take, by json_format after
+JSON is read strictly (transcoding/jsonbody.py: the stdlib parser plus a
+duplicate-key check, as orjson would silently keep the last value), then
+mapped by the fast decoder (transcoding/fastjson.py) or, for what it does not take, by json_format after
 transcoding/bodycheck.py has refused one field under both spellings and
 applied `unknown_body_enum_names`. Every failure is a BadRequest naming the
 JSON field path. The Content-Type of a JSON body is not checked (grpc-gateway
@@ -40,8 +40,6 @@ MessageToJson(indent=None) (that still puts spaces after separators).
 """
 from __future__ import annotations
 
-import json
-import re
 from typing import Any, Iterable
 
 import orjson
@@ -52,10 +50,12 @@ from google.protobuf.message import Message
 
 from .bodycheck import DROP, REJECT, BodyCheck
 from .enums import CaseInsensitiveEnums
-from .errors import BadRequest, TranscodeError, UnsupportedMediaType
+from .errors import BadRequest, TranscodeError
 from .fastjson import DictDecoder, DictEncoder
+from .fieldtarget import FieldTarget
+from .jsonbody import JSON_SPACE, check_charset, json_error, json_kind, load_json, load_json_values
 from .options import TranscodingOptions, UnknownFields
-from .query import ABSENT, RAW_BODY, FieldTarget, PathError, QueryMapper, RouteQuery, mapper_for
+from .query import ABSENT, RAW_BODY, PathError, QueryMapper, RouteQuery, mapper_for
 
 __all__ = ["CodecConfigError", "RequestCodec", "ResponseCodec", "JSON_CONTENT_TYPE", "HTTP_BODY"]
 
@@ -64,15 +64,6 @@ JSON_CONTENT_TYPE = "application/json"
 OCTET_STREAM = "application/octet-stream"
 DEFAULT_OPTIONS = TranscodingOptions()
 _MAX_DEPTH = 100  # json_format's default; also upb's default decode depth at the backend
-
-_AT_PATH = re.compile(r' at "?([A-Za-z_][\w]*(?:\.[^\s."\[\]]+|\[[^\]]*\])*)"?')
-_NAMED_AT_PARENT = [
-    (re.compile(r'has no field named "(.*?)" at "(.*?)"'), "request body has unknown field {path!r}"),
-    (re.compile(r'multiple "(.*?)" oneof fields at "(.*?)"'), "request body sets more than one member of oneof {path!r}"),
-    (re.compile(r'multiple "(.*?)" fields at "(.*?)"'), "request body sets {path!r} more than once"),
-]
-_REPEATED = re.compile(r"repeated field (\S+) must be in")
-_FAILED_PREFIX = re.compile(r"^Failed to parse (\S+) field: ")
 
 
 class CodecConfigError(ValueError):
@@ -107,142 +98,6 @@ def _walk(message: Message, chain: list[FieldDescriptor]) -> Message:
 
 def _is_http_body(descriptor: Descriptor | None) -> bool:
     return descriptor is not None and descriptor.full_name == HTTP_BODY
-
-
-class _DuplicateKey(ValueError):
-    def __init__(self, key: str) -> None:
-        super().__init__(f"duplicate key {key!r}")
-        self.key = key
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _DuplicateKey(key)
-            seen.add(key)
-    return result
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON (quote it: \"{name}\")")
-
-
-def _check_charset(content_type: str | None) -> None:
-    if not content_type or "charset" not in content_type.lower():
-        return
-    for param in content_type.split(";")[1:]:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
-            raise UnsupportedMediaType(f"JSON bodies must be UTF-8, not {value.strip()!r}")
-
-
-def load_json(body: bytes) -> Any:
-    """Strict JSON: UTF-8, no duplicate keys, no NaN/Infinity literals."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadRequest(f"request body is not valid UTF-8 (byte {exc.start})") from None
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except _DuplicateKey as exc:
-        raise BadRequest(f"malformed JSON body: duplicate key {exc.key!r}", field=exc.key) from None
-    except RecursionError:
-        raise BadRequest("malformed JSON body: nested too deeply") from None
-    except ValueError as exc:
-        raise BadRequest(f"malformed JSON body: {exc}") from None
-
-
-_STRICT = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-_JSON_SPACE = b" \t\r\n"
-_SPACE_RUN = re.compile(r"[ \t\r\n]*")
-
-
-def load_json_values(body: bytes) -> list[tuple[Any, int]]:
-    """Every JSON value of a body that holds a sequence of them (NDJSON, or values
-    one after another as Go's json.Decoder reads them), each with the line it
-    starts on; the same strictness as `load_json`."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadRequest(f"request body is not valid UTF-8 (byte {exc.start})") from None
-    values: list[tuple[Any, int]] = []
-    line, counted = 1, 0
-    position = _SPACE_RUN.match(text).end()
-    while position < len(text):
-        line += text.count("\n", counted, position)
-        counted = position
-        try:
-            value, position = _STRICT.raw_decode(text, position)
-        except _DuplicateKey as exc:
-            raise BadRequest(
-                f"malformed JSON in value {len(values) + 1} (line {line}) of the request stream: "
-                f"duplicate key {exc.key!r}",
-                field=exc.key,
-            ) from None
-        except RecursionError:
-            raise BadRequest(f"value {len(values) + 1} (line {line}) of the request stream is nested too deeply") from None
-        except ValueError as exc:
-            raise BadRequest(f"malformed JSON in value {len(values) + 1} (line {line}) of the request stream: {exc}") from None
-        values.append((value, line))
-        position = _SPACE_RUN.match(text, position).end()
-    return values
-
-
-def _json_error(exc: BaseException, prefix: str) -> BadRequest:
-    """json_format's error -> BadRequest naming the field path it reports
-    (relative to the request message: `prefix` is where parsing started).
-
-    json_format says where with "at <Type>.<path>" (the innermost message,
-    or the parent for container-level errors) and/or a chain of
-    "Failed to parse <name> field: " prefixes; use whichever is more precise.
-    """
-    if isinstance(exc, RecursionError):
-        return BadRequest("request body is nested too deeply")
-    text = str(exc)
-    for pattern, what in _NAMED_AT_PARENT:
-        match = pattern.search(text)
-        if match:
-            path = _join(_join(prefix, _strip_root(match.group(2))), match.group(1))
-            return BadRequest(what.format(path=path), field=path)
-    names: list[str] = []
-    reason = text
-    while (match := _FAILED_PREFIX.match(reason)) is not None:
-        names.append(match.group(1))
-        reason = reason[match.end():]
-    found = _AT_PATH.findall(reason)
-    where = _strip_root(found[-1]) if found else ""
-    if found:
-        reason = reason[: reason.rfind(" at ")]
-    match = _REPEATED.match(reason)
-    if match:
-        where = _join(where, match.group(1))
-    path = _join(prefix, where or ".".join(names))
-    reason = reason.strip().rstrip(".") or type(exc).__name__
-    if path:
-        return BadRequest(f"invalid request body field {path!r}: {reason}", field=path)
-    return BadRequest(f"invalid request body: {reason}")
-
-
-def _strip_root(path: str) -> str:
-    """json_format paths start with the parsed message's type name."""
-    if path.startswith("["):
-        return path
-    _, dot, rest = path.partition(".")
-    if dot:
-        return rest
-    bracket = path.find("[")
-    return path[bracket:] if bracket > 0 else ""
-
-
-def _join(prefix: str, rest: str) -> str:
-    if not prefix:
-        return rest
-    if not rest:
-        return prefix
-    return prefix + rest if rest.startswith("[") else f"{prefix}.{rest}"
 
 
 # ------------------------------------------------------------------ request
@@ -319,8 +174,8 @@ class RequestCodec:
                 self._raw_body(message, body, content_type)
                 body_value = RAW_BODY
             elif body:
-                if body.strip(_JSON_SPACE):
-                    _check_charset(content_type)
+                if body.strip(JSON_SPACE):
+                    check_charset(content_type)
                     body_value = self._fill(message, load_json(body))
                 else:
                     self._whitespace(content_type)
@@ -358,10 +213,10 @@ class RequestCodec:
             return []
         if self._body_raw:
             return [self.decode(path_bindings, query, body, content_type)]
-        if not body.strip(_JSON_SPACE):
+        if not body.strip(JSON_SPACE):
             self._whitespace(content_type)
             return []
-        _check_charset(content_type)
+        check_charset(content_type)
         values = load_json_values(body)
         if len(values) == 1 and type(values[0][0]) is list:
             messages = []
@@ -397,7 +252,7 @@ class RequestCodec:
 
     def _whitespace(self, content_type: str | None) -> None:
         """A body of only whitespace: Envoy refuses it, grpc-gateway reads an empty message."""
-        _check_charset(content_type)
+        check_charset(content_type)
         if not self._whitespace_is_empty:
             raise BadRequest(
                 "request body is only whitespace: send a JSON value, or no body at all for an empty message"
@@ -417,7 +272,7 @@ class RequestCodec:
                 # the path wins over whatever the body put in this field
                 cleared.add(target.path)
                 _walk_target(message, target).ClearField(target.leaf.name)
-            self._query.assign(message, target, value, label="path variable", field=dotted, check_oneof=False)
+            target.assign(message, value, label="path variable", field=dotted, check_oneof=False)
 
     def _raw_body(self, message: Message, body: bytes, content_type: str | None) -> None:
         target = _walk(message, self._body_chain)
@@ -434,12 +289,12 @@ class RequestCodec:
         try:
             if not self._body_chain:
                 if not isinstance(value, dict):
-                    raise BadRequest(f"request body must be a JSON object, not {_json_kind(value)}")
+                    raise BadRequest(f"request body must be a JSON object, not {json_kind(value)}")
                 self._parse_into(value, message, "")
             elif self._body_object or self._body_wkt:
                 if self._body_object and not isinstance(value, dict):
                     raise BadRequest(
-                        f"request body must be a JSON object (field {self.body!r}), not {_json_kind(value)}",
+                        f"request body must be a JSON object (field {self.body!r}), not {json_kind(value)}",
                         field=self.body,
                     )
                 target = _walk(message, self._body_chain)
@@ -453,7 +308,7 @@ class RequestCodec:
         except BadRequest:
             raise
         except Exception as exc:  # json_format: ParseError, plus anything odd (RecursionError, TypeError...)
-            raise _json_error(exc, prefix) from None
+            raise json_error(exc, prefix) from None
         return value
 
     def _case_insensitive_enums(self, value: Any) -> Any:
@@ -489,18 +344,6 @@ def _walk_target(message: Message, target: FieldTarget) -> Message:
     for info in target.chain[:-1]:
         message = getattr(message, info.name)
     return message
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "null"
-    return "a number"
 
 
 # ----------------------------------------------------------------- response

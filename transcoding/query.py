@@ -17,7 +17,9 @@
   never hold a space, read it back as ``+``.
 
 `QueryMapper` holds the per-message-type part (names, parsers), shared by
-every route of that type; `RouteQuery` one route's rules over it: what its path
+every route of that type: it resolves a key to a `FieldTarget`
+(transcoding/fieldtarget.py), which sets the values. `RouteQuery` holds one
+route's rules over it: what its path
 and body bind and what the options say about unknown names, always-ignored
 names and fields inside the body. Each key a request sends is resolved and
 classified once per route and then served from a dict, so a request does dict
@@ -25,32 +27,28 @@ lookups and the final set. Errors are ``BadRequest`` naming the parameter.
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Collection, Iterable
 from urllib.parse import unquote
 
-from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from .errors import BadRequest
+from .fieldtarget import FieldInfo, FieldTarget, error_reason, field_info, make_target
 from .options import QueryBodyFields, TranscodingOptions, UnknownFields
-from .textforms import JSON_TEXT_TYPES, FillMessage, Parse, scalar_parser, string_form_filler
+from .textforms import JSON_TEXT_TYPES
 
 __all__ = [
-    "ABSENT", "RAW_BODY", "FieldTarget", "PathError", "QueryMapper", "QueryParameter", "RouteQuery", "apply_query",
-    "mapper_for",
+    "ABSENT", "RAW_BODY", "PathError", "QueryMapper", "QueryParameter", "RouteQuery", "apply_query", "mapper_for",
 ]
 
 _MAP_KEY = re.compile(r"(.*)\[(.*)\]\Z", re.DOTALL)  # greedy, as grpc-gateway's `^(.*)\[(.*)\]$`
 _CACHE_LIMIT = 4096
 _PARAMETER_DEPTH = 8  # nesting levels the OpenAPI parameter list goes down, on top of the cycle check
 _T = FieldDescriptor
-_TAKES_EMPTY = frozenset({_T.TYPE_STRING, _T.TYPE_BYTES})
-_EMPTY_MESSAGES = frozenset({"google.protobuf.StringValue", "google.protobuf.BytesValue", "google.protobuf.Value"})
 
 
 class PathError(ValueError):
@@ -71,88 +69,6 @@ class _Absent:
 
 ABSENT: Any = _Absent()  # "the request had no body" (unlike a JSON null or {})
 RAW_BODY: Any = object()  # the body went whole into a google.api.HttpBody field
-
-
-# ------------------------------------------------------------ field index
-
-@dataclass(frozen=True, slots=True)
-class _Field:
-    descriptor: FieldDescriptor
-    name: str
-    json_name: str
-    repeated: bool  # a list (maps are not)
-    is_map: bool
-    message_type: Descriptor | None  # the field's (for maps: the value's) message type
-    oneof: str | None
-    parse: Parse | None  # scalars and enums (for maps: of the value)
-    fill: FillMessage | None  # messages with a text form (for maps: of the value)
-    takes_empty: bool  # an empty text is a value (strings, bytes), not a blank input
-    key_parse: Parse | None = None  # maps: the key
-    key_type: int = 0
-
-
-def _field_info(field: FieldDescriptor, case_insensitive_enums: bool, value_json: bool) -> _Field:
-    is_map = bool(field.message_type is not None and field.is_repeated and field.message_type.GetOptions().map_entry)
-    oneof = field.containing_oneof.name if field.containing_oneof is not None else None
-    value = field.message_type.fields_by_name["value"] if is_map else field
-    message_type = value.message_type if value.type in (_T.TYPE_MESSAGE, _T.TYPE_GROUP) else None
-    key = field.message_type.fields_by_name["key"] if is_map else None
-    return _Field(
-        descriptor=field,
-        name=field.name,
-        json_name=field.json_name,
-        repeated=field.is_repeated and not is_map,
-        is_map=is_map,
-        message_type=message_type,
-        oneof=oneof,
-        parse=None if message_type is not None else scalar_parser(value, case_insensitive_enums=case_insensitive_enums),
-        fill=string_form_filler(message_type, value_json=value_json) if message_type is not None else None,
-        takes_empty=value.type in _TAKES_EMPTY or (message_type is not None and message_type.full_name in _EMPTY_MESSAGES),
-        key_parse=scalar_parser(key) if key is not None else None,
-        key_type=key.type if key is not None else 0,
-    )
-
-
-_NO_KEY: Any = object()
-
-
-@dataclass(frozen=True, slots=True)
-class FieldTarget:
-    """A resolved, settable field path: the fields walked and the leaf (and for
-    a map entry, ``m[key]``, the parsed key). Everything a request asks of it
-    is computed here, once."""
-
-    chain: tuple[_Field, ...]
-    path: str  # dotted proto names: what `bound` holds
-    prefixes: frozenset[str]  # every proper and full prefix of `path`
-    map_key: Any  # _NO_KEY unless a map entry
-    key_json: str  # a map entry's key as a JSON object key
-    once: Any  # what may be given only once: the path (singular), (path, key) (map entry); None for lists
-    takes_empty: bool  # an empty text is a value here (strings, bytes), not a blank input
-
-    @property
-    def leaf(self) -> _Field:
-        return self.chain[-1]
-
-    @property
-    def repeated(self) -> bool:
-        return self.chain[-1].repeated
-
-    @property
-    def is_entry(self) -> bool:
-        return self.map_key is not _NO_KEY
-
-
-def _target(chain: list[_Field], map_key: Any = _NO_KEY, key_json: str = "") -> FieldTarget:
-    names = [f.name for f in chain]
-    path = ".".join(names)
-    prefixes = frozenset(".".join(names[: i + 1]) for i in range(len(names)))
-    leaf = chain[-1]
-    if map_key is not _NO_KEY:
-        once: Any = (path, map_key)
-    else:
-        once = None if leaf.repeated else path
-    return FieldTarget(tuple(chain), path, prefixes, map_key, key_json, once, leaf.takes_empty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,20 +94,20 @@ class QueryMapper:
         self.descriptor = descriptor
         self.case_insensitive_enums = case_insensitive_enums
         self.value_json = value_json
-        self._types: dict[str, tuple[dict[str, _Field], bool]] = {}
+        self._types: dict[str, tuple[dict[str, FieldInfo], bool]] = {}
         self._targets: dict[str, FieldTarget] = {}
         self._maps: dict[str, FieldTarget] = {}  # "m" of m[key]=value, resolved
         self._routes: dict[tuple[Any, ...], RouteQuery] = {}
 
     # ---- resolution
 
-    def _index(self, descriptor: Descriptor) -> tuple[dict[str, _Field], bool]:
+    def _index(self, descriptor: Descriptor) -> tuple[dict[str, FieldInfo], bool]:
         """name -> field for every spelling, and whether some json_name holds a '.'."""
         entry = self._types.get(descriptor.full_name)
         if entry is None:
-            index: dict[str, _Field] = {}
+            index: dict[str, FieldInfo] = {}
             for field in descriptor.fields:
-                info = _field_info(field, self.case_insensitive_enums, self.value_json)
+                info = field_info(field, self.case_insensitive_enums, self.value_json)
                 index.setdefault(field.name, info)
                 index.setdefault(field.json_name, info)
                 if "%" in field.json_name:  # Envoy also matches such a json_name by its decoded spelling
@@ -236,16 +152,16 @@ class QueryMapper:
         try:
             parsed = leaf.key_parse(key_text)
         except ValueError as exc:
-            raise PathError(f"invalid key for map field {base.path!r}: {_reason(exc)}") from None
+            raise PathError(f"invalid key for map field {base.path!r}: {error_reason(exc)}") from None
         if leaf.key_type == _T.TYPE_BOOL:
             key_json = "true" if parsed else "false"
         else:
             key_json = str(parsed)
-        return _target(list(base.chain), parsed, key_json)
+        return make_target(list(base.chain), parsed, key_json)
 
     def _resolve(self, parts: list[str], key: str, *, map_ok: bool = False) -> FieldTarget:
         descriptor = self.descriptor
-        chain: list[_Field] = []
+        chain: list[FieldInfo] = []
         position = 0
         while position < len(parts):
             index, dotted_names = self._index(descriptor)
@@ -291,7 +207,7 @@ class QueryMapper:
                 f"{'.'.join(f.name for f in chain)!r} is a map field with message values, which have no text "
                 "form; set it in a JSON body"
             )
-        return _target(chain)
+        return make_target(chain)
 
     def proto_names(self, parts: list[str]) -> list[str]:
         """`parts` with every leading element that names a field (either spelling)
@@ -305,74 +221,6 @@ class QueryMapper:
             names.append(info.name)
             descriptor = info.message_type if not info.repeated and not info.is_map else None
         return names
-
-    # ---- setting
-
-    def assign(self, message: Message, target: FieldTarget, value: str, *, label: str, field: str, check_oneof: bool = True) -> None:
-        """Set (or append) one text value at `target`. BadRequest on a bad value
-        or, with check_oneof, when another member of a oneof on the way is set."""
-        node = message
-        for info in target.chain[:-1]:
-            if check_oneof and info.oneof is not None:
-                _check_oneof(node, info, label, field)
-            node = getattr(node, info.name)
-        leaf = target.chain[-1]
-        if check_oneof and leaf.oneof is not None:
-            _check_oneof(node, leaf, label, field)
-        try:
-            if leaf.is_map:
-                entries = getattr(node, leaf.name)
-                if leaf.parse is not None:
-                    entries[target.map_key] = leaf.parse(value)
-                else:
-                    assert leaf.fill is not None
-                    assert leaf.message_type is not None
-                    scratch = message_factory.GetMessageClass(leaf.message_type)()  # a bad value leaves no entry
-                    leaf.fill(scratch, value)
-                    entries[target.map_key].CopyFrom(scratch)
-            elif leaf.parse is not None:
-                parsed = leaf.parse(value)
-                if leaf.repeated:
-                    getattr(node, leaf.name).append(parsed)
-                else:
-                    setattr(node, leaf.name, parsed)
-            else:
-                assert leaf.fill is not None
-                if leaf.repeated:
-                    leaf.fill(getattr(node, leaf.name).add(), value)
-                else:
-                    sub = getattr(node, leaf.name)
-                    leaf.fill(sub, value)
-                    sub.SetInParent()  # an epoch Timestamp or a zero wrapper is still "set"
-        except (ValueError, TypeError) as exc:
-            raise BadRequest(f"invalid value for {label} {field!r}: {_reason(exc)}", field=field) from None
-
-    def holds(self, message: Message, target: FieldTarget, value: str, *, field: str) -> bool:
-        """Whether `message` already holds what `value` would set at `target`
-        (BadRequest when `value` is not valid for the field)."""
-        node = message
-        for info in target.chain[:-1]:
-            node = getattr(node, info.name)
-        leaf = target.chain[-1]
-        current: Any = getattr(node, leaf.name)
-        if leaf.is_map:
-            if target.map_key not in current:
-                return False
-            current = current[target.map_key]
-        try:
-            if leaf.parse is not None:
-                parsed = leaf.parse(value)
-                if isinstance(parsed, float):
-                    if math.isnan(parsed):
-                        return isinstance(current, float) and math.isnan(current)
-                    return math.isclose(parsed, current, rel_tol=1e-6 if leaf.descriptor.type == _T.TYPE_FLOAT else 1e-15)
-                return bool(parsed == current)
-            assert leaf.fill is not None
-            scratch = type(current)()
-            leaf.fill(scratch, value)
-            return bool(scratch == current)
-        except (ValueError, TypeError) as exc:
-            raise BadRequest(f"invalid value for query parameter {field!r}: {_reason(exc)}", field=field) from None
 
     def route(
         self, path_fields: Iterable[str] = (), body: str = "", *, raw_body: bool = False,
@@ -467,7 +315,7 @@ class RouteQuery:
                 seen[once] = key
             if where == _BODY and self._body_has(message, target, key, value, body_value):
                 continue
-            self.mapper.assign(message, target, value, label="query parameter", field=key)
+            target.assign(message, value, label="query parameter", field=key)
 
     def _classify(self, key: str) -> Any:
         try:
@@ -521,7 +369,7 @@ class RouteQuery:
             return False  # lists take the body's elements and the query's, as Envoy does
         if self._mode is QueryBodyFields.BODY_WINS:
             return True
-        if self.mapper.holds(message, target, value, field=key):
+        if target.holds(message, value, field=key):
             return True
         raise BadRequest(
             f"query parameter {key!r} sets {target.path!r} to a value other than the request body's",
@@ -617,20 +465,6 @@ def _json_sets(target: FieldTarget, body_value: Any, depth: int) -> bool:
 
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
-
-
-def _check_oneof(node: Message, info: _Field, label: str, field: str) -> None:
-    current = node.WhichOneof(info.oneof)
-    if current is not None and current != info.name:
-        raise BadRequest(
-            f"{label} {field!r} sets {info.name!r}, but {current!r} of the same oneof {info.oneof!r} is already set",
-            field=field,
-        )
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().rstrip(".")
-    return text or type(exc).__name__
 
 
 @lru_cache(maxsize=512)
