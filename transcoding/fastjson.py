@@ -385,42 +385,51 @@ class DictDecoder:
 
     def _one(self, field: FieldDescriptor) -> Any:
         """Converter of one JSON value (for messages: filler of one message); None: always fall back."""
-        cpp = field.cpp_type
-        if cpp == FieldDescriptor.CPPTYPE_MESSAGE:
-            full_name = field.message_type.full_name
-            if full_name == "google.protobuf.Timestamp":
-                def timestamp(sub: Message, item: Any, depth: int) -> None:
-                    if type(item) is not str:
-                        raise Fallback(full_name)
-                    parsed = utc_timestamp(item)
-                    if parsed is not None:
-                        sub.seconds, sub.nanos = parsed
-                        return
-                    try:
-                        sub.FromJsonString(item)
-                    except Exception:
-                        raise Fallback(full_name) from None
+        if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
+            return self._message_filler(field.message_type.full_name)
+        return self._scalar_converter(field)
 
-                return timestamp
-            if full_name in _WKT_STRING_FORMS:
-                def wkt(sub: Message, item: Any, depth: int) -> None:
-                    if type(item) is not str:
-                        raise Fallback(full_name)
-                    try:
-                        sub.FromJsonString(item)
-                    except Exception:
-                        raise Fallback(full_name) from None
-
-                return wkt
-            if full_name.startswith("google.protobuf."):
-                return None  # wrappers, Struct, Value, ListValue, Any, Empty...
-
-            def regular(sub: Message, item: Any, depth: int) -> None:
-                if type(item) is not dict:
+    def _message_filler(self, full_name: str) -> Any:
+        """`(sub, item, depth)` filling one message of this type from a JSON value; None for the
+        well-known types json_format alone reads (wrappers, Struct, Value, ListValue, Any...)."""
+        if full_name == "google.protobuf.Timestamp":
+            def timestamp(sub: Message, item: Any, depth: int) -> None:
+                if type(item) is not str:
                     raise Fallback(full_name)
-                self.fill(sub, item, depth + 1)
+                parsed = utc_timestamp(item)
+                if parsed is not None:
+                    sub.seconds, sub.nanos = parsed
+                    return
+                try:
+                    sub.FromJsonString(item)
+                except Exception:
+                    raise Fallback(full_name) from None
 
-            return regular
+            return timestamp
+        if full_name in _WKT_STRING_FORMS:
+            def wkt(sub: Message, item: Any, depth: int) -> None:
+                if type(item) is not str:
+                    raise Fallback(full_name)
+                try:
+                    sub.FromJsonString(item)
+                except Exception:
+                    raise Fallback(full_name) from None
+
+            return wkt
+        if full_name.startswith("google.protobuf."):
+            return None  # wrappers, Struct, Value, ListValue, Any, Empty...
+
+        def regular(sub: Message, item: Any, depth: int) -> None:
+            if type(item) is not dict:
+                raise Fallback(full_name)
+            self.fill(sub, item, depth + 1)
+
+        return regular
+
+    def _scalar_converter(self, field: FieldDescriptor) -> Any:
+        """`(item) -> value` taking only the unambiguous JSON forms of a scalar or enum field;
+        None where json_format alone decides (bytes, float32, NullValue)."""
+        cpp = field.cpp_type
         if cpp == FieldDescriptor.CPPTYPE_STRING:
             if field.type == FieldDescriptor.TYPE_BYTES:
                 return None
