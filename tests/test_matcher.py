@@ -820,7 +820,7 @@ def _trie_size(matcher: PathMatcher) -> int:
         if node.single is not None:
             stack.append(node.single)
         if node.multi is not None:
-            stack.extend(root for _, root in node.multi.by_length)
+            stack.extend(tail.root for tail in node.multi.by_length)
     return count
 
 

@@ -83,6 +83,7 @@ from transcoding.options import CustomVerbs, EmptyDoubleWildcard, PathUnescape, 
 from transcoding.template import PathTemplate
 
 __all__ = [
+    "Binding",
     "MalformedEscape",
     "Match",
     "MethodNotAllowed",
@@ -164,16 +165,39 @@ class RouteConflict(ValueError):
         )
 
 
+# What a lookup returns per variable: (field path in proto names, value decoded per path_unescape).
+# A plain tuple, as is `_Attempt`: both are built on every lookup, and as NamedTuples (even
+# built with tuple.__new__) the mix of scripts/bench_matcher.py ran 6% slower, 16% with both.
+Binding = tuple[tuple[str, ...], str]
+_Attempt = tuple[list[str], list[str], str | None]  # (segments as sent, their comparison keys, the verb)
+
+
 @dataclass
 class Match(Generic[T]):
     value: T
-    bindings: list[tuple[tuple[str, ...], str]]
+    bindings: list[Binding]
 
 
-# One variable, precomputed at add(): field path, template start and end, whether each
-# shifts with the path's length (it lies after the '**'), the decoder, and where a '**'
-# that matched nothing leaves an empty segment (anywhere mode; -1: never).
-_Var = tuple[tuple[str, ...], int, bool, int, bool, Callable[[list[str], tuple[str, ...]], str], int]
+_Decoder = Callable[[list[str], tuple[str, ...]], str]  # a variable's segments -> its value
+
+
+@dataclass(frozen=True, slots=True)
+class _Variable:
+    """One variable of a template, precomputed at add() so a lookup only slices and decodes.
+
+    A slotted class, not a NamedTuple: unpacking a tuple subclass misses CPython's fast path
+    (lookups with variables ran ~4% slower in scripts/bench_matcher.py); `span` and `moves`
+    let the common case (the path as long as the template) read three attributes."""
+
+    field_path: tuple[str, ...]
+    decode: _Decoder
+    span: slice  # its segments when the path has the template's length
+    moves: bool  # whether a path of another length moves it: the fields below say how
+    start: int  # template segment index
+    start_shifts: bool  # lies after the '**': moves with the path's length
+    end: int
+    end_shifts: bool
+    gap: int  # where a '**' that matched nothing leaves an empty segment (anywhere mode; -1: never)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +205,7 @@ class _Route(Generic[T]):
     template: PathTemplate
     value: T
     length: int  # the template's segment count ('**' counts one)
-    variables: tuple[_Var, ...]
+    variables: tuple[_Variable, ...]
 
 
 class _Node:
@@ -195,22 +219,30 @@ class _Node:
         self.methods: set[str] = set()  # methods with a route somewhere in this subtree
 
 
+@dataclass(frozen=True, slots=True)
+class _Tail:
+    """The trie of the segments after a '**' when there are `length` of them."""
+
+    length: int
+    root: _Node
+
+
 class _Tails:
     """What follows one '**': a trie (literals and '*' only) per tail length, longest first."""
 
     __slots__ = ("by_length", "methods")
 
     def __init__(self) -> None:
-        self.by_length: list[tuple[int, _Node]] = []
+        self.by_length: list[_Tail] = []
         self.methods: set[str] = set()
 
     def root(self, length: int) -> _Node:
-        for k, node in self.by_length:
-            if k == length:
-                return node
+        for tail in self.by_length:
+            if tail.length == length:
+                return tail.root
         node = _Node()
-        self.by_length.append((length, node))
-        self.by_length.sort(key=lambda entry: -entry[0])
+        self.by_length.append(_Tail(length, node))
+        self.by_length.sort(key=lambda tail: -tail.length)
         return node
 
 
@@ -230,8 +262,8 @@ class PathMatcher(Generic[T]):
         self._empty_anywhere = options.empty_double_wildcard is EmptyDoubleWildcard.ANYWHERE
         if self._legacy:
             self._key: Callable[[str], str] = unquote
-            self._multi: Callable[[list[str], tuple[str, ...]], str] = _legacy_value
-            self._single: Callable[[list[str], tuple[str, ...]], str] = _legacy_value
+            self._multi: _Decoder = _legacy_value
+            self._single: _Decoder = _legacy_value
         else:
             self._key = normalize_segment
             kept = _KEPT.get(options.path_unescape)
@@ -269,18 +301,22 @@ class PathMatcher(Generic[T]):
         if verb is not None:
             self._verbs.setdefault(verb, set()).add(http_method)
 
-    def _variables(self, template: PathTemplate, multi_at: int | None) -> tuple[_Var, ...]:
+    def _variables(self, template: PathTemplate, multi_at: int | None) -> tuple[_Variable, ...]:
         out = []
         for v in template.variables:
             holds_multi = multi_at is not None and v.start <= multi_at < v.end
             spans = holds_multi or v.end - v.start > 1
             gap = multi_at - v.start if holds_multi and self._empty_anywhere and v.end - v.start > 1 else -1  # type: ignore[operator]
-            out.append((
-                v.field_path,
-                v.start, multi_at is not None and v.start > multi_at,
-                v.end, multi_at is not None and v.end > multi_at,
-                self._multi if spans else self._single,
-                gap,
+            start_shifts = multi_at is not None and v.start > multi_at
+            end_shifts = multi_at is not None and v.end > multi_at
+            out.append(_Variable(
+                field_path=v.field_path,
+                decode=self._multi if spans else self._single,
+                span=slice(v.start, v.end),
+                moves=start_shifts or end_shifts or gap >= 0,
+                start=v.start, start_shifts=start_shifts,
+                end=v.end, end_shifts=end_shifts,
+                gap=gap,
             ))
         return tuple(out)
 
@@ -309,7 +345,7 @@ class PathMatcher(Generic[T]):
             raise MethodNotAllowed(http_method, raw_path, sorted(allowed))
         raise NoRoute(http_method, raw_path)
 
-    def _attempts(self, http_method: str, path: str) -> list[tuple[list[str], list[str], str | None]]:
+    def _attempts(self, http_method: str, path: str) -> list[_Attempt]:
         """The (parts, comparison keys, verb) splits of the path to try, in order."""
         if not path.startswith("/"):
             return []
@@ -328,7 +364,7 @@ class PathMatcher(Generic[T]):
                 return [self._split(path[:colon], verb), self._split(path, None)]
         return [self._split(path, None)]
 
-    def _split(self, path: str, verb: str | None) -> tuple[list[str], list[str], str | None]:
+    def _split(self, path: str, verb: str | None) -> _Attempt:
         parts = path[1:].split("/")
         while parts and not parts[-1]:
             parts.pop()
@@ -363,7 +399,8 @@ def _find(node: _Node, keys: list[str], i: int, n: int, verb: str | None, method
 def _find_tails(tails: _Tails, keys: list[str], i: int, n: int, verb: str | None, method: str, anywhere: bool) -> _Route | None:
     """A '**' at segment i: each tail, longest first, against the path's last segments."""
     room = n - i
-    for k, root in tails.by_length:
+    for tail in tails.by_length:
+        k, root = tail.length, tail.root
         if k > room or (k == room and k and not anywhere) or method not in root.methods:
             continue
         route = _find(root, keys, n - k, n, verb, method, anywhere)
@@ -382,19 +419,24 @@ def _collect(node: _Node, keys: list[str], i: int, n: int, verb: str | None, out
                 _collect(child, keys, i + 1, n, verb, out, anywhere)
     if node.multi is not None:
         room = n - i
-        for k, root in node.multi.by_length:
+        for tail in node.multi.by_length:
+            k = tail.length
             if k < room or (k == room and (anywhere or not k)):
-                _collect(root, keys, n - k, n, verb, out, anywhere)
+                _collect(tail.root, keys, n - k, n, verb, out, anywhere)
 
 
-def _bindings(route: _Route, parts: list[str], n: int) -> list[tuple[tuple[str, ...], str]]:
+def _bindings(route: _Route, parts: list[str], n: int) -> list[Binding]:
     delta = n - route.length  # how many more segments the '**' took than one
     bindings = []
-    for field_path, start, start_shifts, end, end_shifts, decode, gap in route.variables:
-        pieces = parts[start + delta if start_shifts else start : end + delta if end_shifts else end]
-        if gap >= 0 and delta == -1:  # a '**' that matched nothing, joined as grpc-gateway does
-            pieces.insert(gap, "")
-        bindings.append((field_path, decode(pieces, field_path)))
+    for v in route.variables:
+        if delta and v.moves:
+            pieces = parts[v.start + delta if v.start_shifts else v.start : v.end + delta if v.end_shifts else v.end]
+            if v.gap >= 0 and delta == -1:  # a '**' that matched nothing, joined as grpc-gateway does
+                pieces.insert(v.gap, "")
+        else:
+            pieces = parts[v.span]
+        field_path = v.field_path
+        bindings.append((field_path, v.decode(pieces, field_path)))
     return bindings
 
 
@@ -415,7 +457,7 @@ def _decode_all(pieces: list[str], field_path: tuple[str, ...]) -> str:
     return "/".join(_decode(p, field_path) for p in pieces)
 
 
-def _keeping(kept: re.Pattern[str]) -> Callable[[list[str], tuple[str, ...]], str]:
+def _keeping(kept: re.Pattern[str]) -> _Decoder:
     """A multi-segment decoder that leaves the escapes `kept` matches as they were sent."""
 
     def decode(pieces: list[str], field_path: tuple[str, ...]) -> str:

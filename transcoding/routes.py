@@ -21,7 +21,7 @@ from .codec import RequestCodec, ResponseCodec
 from .descriptors import LoadedDescriptors
 from .httprule import HttpBinding, RuleError, bindings_for
 from .invoker import MethodInvoker, SyncChannelSource
-from .matcher import MalformedEscape, MethodNotAllowed, NoRoute, PathEncodingError, PathMatcher, RouteConflict
+from .matcher import Binding, MalformedEscape, MethodNotAllowed, NoRoute, PathEncodingError, PathMatcher, RouteConflict
 from .options import PathControlChars, PathUnescape, TranscodingOptions
 
 DEFAULT_OPTIONS = TranscodingOptions()
@@ -113,7 +113,7 @@ class RouteTable:
     #: The gateway-wide options: what applies before a route is known (path checks, verbs).
     options: TranscodingOptions = DEFAULT_OPTIONS
 
-    def lookup(self, http_method: str, raw_path: str) -> tuple[Route, list[tuple[tuple[str, ...], str]]]:
+    def lookup(self, http_method: str, raw_path: str) -> tuple[Route, list[Binding]]:
         check_path(raw_path, self.options)
         try:
             match = self.matcher.lookup(http_method, raw_path)
