@@ -4,8 +4,12 @@
 Prints, for the memory store, Redis and Redis in hybrid mode: Redis round
 trips per request (counted by the client, and by the server's own
 commandstats when the script runs its own Redis) and per-request latency
-p50/p99 of `RateLimiter.check` (two policies per request) and of an
-idempotent call (`begin` + `finish`). Bounded: a few thousand calls each.
+p50/p99 of `RateLimiter.check` (two policies per request), of an
+idempotent call (`begin` + `finish`) and of a keyed call as the gateway makes
+it (the charge carrying the reservation, then `finish`); and the client CPU
+per stored record when 32 requests complete at once, each record sent alone
+or the 32 in one pipeline (edge/state/batching.py). Bounded: a few thousand
+calls each.
 
     .venv/bin/python scripts/bench_state.py [--requests 3000] [--json]
 
@@ -99,6 +103,49 @@ async def bench_idempotency(store: Any, requests: int) -> dict[str, Any]:
     return {"round_trips_per_request": (store.stats.round_trips - before) / requests, "samples": samples}
 
 
+async def bench_keyed(store: Any, requests: int) -> dict[str, Any]:
+    """The gateway's keyed call: prepare, the charge with the reservation riding along, begin, finish."""
+    limiter = RateLimiter(RateLimitConfig(policies=POLICIES), store)
+    engine = IdempotencyEngine(IdempotencyConfig(), store)
+    body = b'{"shelf": {"theme": "Science fiction"}}'
+    response = StoredResponse(200, [("content-type", "application/json")], b'{"name": "shelves/1"}')
+    ctx = RateLimitContext("alice", None, "192.0.2.1", "/v1/shelves", "library.v1.Library", "CreateShelf", "POST")
+    before = store.stats.round_trips
+    samples = []
+    run = uuid.uuid4().hex[:8]
+    for i in range(requests):
+        start = time.perf_counter()
+        ahead = engine.prepare("alice", "/v1/shelves", f"{run}-{i}", "POST", "/v1/shelves", [], body, {})
+        await limiter.check(ctx, reserve=ahead.request if ahead else None)
+        b = await engine.begin("alice", "/v1/shelves", f"{run}-{i}", "POST", "/v1/shelves", [], body, {},
+                               reserving=ahead)
+        await b.finish(response)
+        samples.append(time.perf_counter() - start)
+    return {"round_trips_per_request": (store.stats.round_trips - before) / requests, "samples": samples}
+
+
+async def bench_completions(url: str, prefix: str, batch: bool, together: int = 32, rounds: int = 40) -> dict[str, Any]:
+    """Client CPU per stored record when `together` requests complete in one loop turn."""
+    store = RedisStore(RedisConfig(url=url, key_prefix=prefix, timeout=1.0), batch_completions=batch)
+    await store.start()
+    record = b'{"v":1,"s":200,"h":[["content-type","application/json"]],"o":false}\n' + b'{"name": "shelves/1"}' * 8
+    cpu, wall, trips = [], [], 0
+    try:
+        for r in range(rounds + 3):
+            keys = [f"done-{batch}-{r}-{i}" for i in range(together)]
+            tokens = [x.token for x in await asyncio.gather(*(store.reserve(k, "fp", 30) for k in keys))]
+            before, c0, w0 = store.stats.round_trips, time.process_time(), time.perf_counter()
+            await asyncio.gather(*(store.complete(k, "fp", record, 600, t) for k, t in zip(keys, tokens)))
+            if r >= 3:  # warm-up rounds left out
+                cpu.append((time.process_time() - c0) / together)
+                wall.append((time.perf_counter() - w0) / together)
+                trips += store.stats.round_trips - before
+    finally:
+        await store.close()
+    return {"round_trips_per_request": trips / (rounds * together), "cpu_us": percentile(cpu, 0.5) * 1e6,
+            "samples": wall}
+
+
 async def main(requests: int) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -127,13 +174,22 @@ async def main(requests: int) -> list[dict[str, Any]]:
                              "p50_us": percentile(limits["samples"], 0.5) * 1e6,
                              "p99_us": percentile(limits["samples"], 0.99) * 1e6})
                 if not hybrid:
-                    idem = await bench_idempotency(store, requests)
-                    rows.append({"store": name, "operation": "idempotent call (begin+finish)",
-                                 "round_trips_per_request": idem["round_trips_per_request"],
-                                 "server_evalsha_per_request": None,
-                                 "p50_us": percentile(idem["samples"], 0.5) * 1e6,
-                                 "p99_us": percentile(idem["samples"], 0.99) * 1e6})
+                    for operation, measured in (("idempotent call (begin+finish)", bench_idempotency),
+                                                ("keyed call (charge+key, finish)", bench_keyed)):
+                        result = await measured(store, requests)
+                        rows.append({"store": name, "operation": operation,
+                                     "round_trips_per_request": result["round_trips_per_request"],
+                                     "server_evalsha_per_request": None,
+                                     "p50_us": percentile(result["samples"], 0.5) * 1e6,
+                                     "p99_us": percentile(result["samples"], 0.99) * 1e6})
                 await store.close()
+            for batch in (False, True):
+                done = await bench_completions(url, prefix, batch)
+                rows.append({"store": "redis", "operation": f"32 completions, {'one pipeline' if batch else 'each alone'}",
+                             "round_trips_per_request": done["round_trips_per_request"],
+                             "server_evalsha_per_request": None, "cpu_us": done["cpu_us"],
+                             "p50_us": percentile(done["samples"], 0.5) * 1e6,
+                             "p99_us": percentile(done["samples"], 0.99) * 1e6})
         finally:
             if proc is None:
                 keys = list(server.scan_iter(match=f"{prefix}:*", count=1000))
@@ -152,10 +208,12 @@ if __name__ == "__main__":
     parser.add_argument("--json", action="store_true", help="print the rows as JSON too")
     args = parser.parse_args()
     rows = asyncio.run(main(max(100, min(args.requests, 100_000))))
-    print(f"{'store':<14} {'operation':<32} {'round trips/req':>15} {'p50 µs':>8} {'p99 µs':>8}")
+    print(f"{'store':<14} {'operation':<34} {'round trips/req':>15} {'p50 µs':>8} {'p99 µs':>8} {'CPU µs':>8}")
     for r in rows:
-        print(f"{r['store']:<14} {r['operation']:<32} {r['round_trips_per_request']:>15.3f} "
-              f"{r['p50_us']:>8.1f} {r['p99_us']:>8.1f}")
+        cpu = f"{r['cpu_us']:>8.1f}" if "cpu_us" in r else ""
+        print(f"{r['store']:<14} {r['operation']:<34} {r['round_trips_per_request']:>15.3f} "
+              f"{r['p50_us']:>8.1f} {r['p99_us']:>8.1f} {cpu}")
+    print("(the completion rows: p50/p99 of the wall time per record, CPU µs per record in this process)")
     if any(r["server_evalsha_per_request"] is not None for r in rows):
         print("server-side EVALSHA per rate-limit check: " + ", ".join(
             f"{r['store']}={r['server_evalsha_per_request']:.3f}" for r in rows

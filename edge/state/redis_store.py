@@ -7,6 +7,7 @@ made of the two; on Redis Cluster their keys live in different slots (all
 rate-limit keys share one hash tag, each record has its own), so there it is
 the two scripts sent concurrently: still one round trip of waiting, two
 commands, and a refused request's reservation is released (a third, only then).
+`complete` calls made in one event-loop turn go in one pipeline (`batching.py`).
 Rate limits use the Redis server clock, so every gateway agrees on time.
 See `keys.py` and docs/state.md for the key schema; every key has a TTL.
 
@@ -35,6 +36,7 @@ from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from ..unique import unique_hex
 from . import algorithms
+from .batching import ScriptBatcher
 from .breaker import CircuitBreaker
 from .config import RedisConfig
 from .errors import StoreUnavailable
@@ -79,7 +81,8 @@ class RedisStore:
     name = "redis"
     shared = True
 
-    def __init__(self, config: RedisConfig, *, client: Any = None) -> None:
+    def __init__(self, config: RedisConfig, *, client: Any = None, batch_completions: bool = True) -> None:
+        """`batch_completions=False` sends each `complete` alone (scripts/bench_state.py compares)."""
         self.config = config
         self.prefix = config.key_prefix
         self.rl_tag = config.rate_limit_hash_tag
@@ -91,6 +94,8 @@ class RedisStore:
                                       open_seconds=config.breaker.open_for)
         self.client = client if client is not None else self._connect(config)
         self._scripts = {name: self.client.register_script(_lua(name)) for name in _SCRIPTS}
+        self._completions = (ScriptBatcher(self.client, self._scripts["idem_complete"], self._call, "complete")
+                             if batch_completions and not config.cluster else None)
         # an operation may also wait for a pool connection: bound the whole call, not only the socket
         self._deadline = config.timeout * 2 + 0.05
 
@@ -258,9 +263,10 @@ class RedisStore:
 
     async def complete(self, key: str, fingerprint: str, record: bytes, retention: float,
                        token: str | None = None) -> bool:
-        out = await self._call("complete", self._scripts["idem_complete"], keys=[idempotency_key(self.prefix, key)],
-                               args=[fingerprint, token or "", record, _ms(retention)])
-        return out == 1
+        keys, args = [idempotency_key(self.prefix, key)], [fingerprint, token or "", record, _ms(retention)]
+        if self._completions is not None:  # with the other completions of this loop turn, in one pipeline
+            return await self._completions(keys, args) == 1
+        return await self._call("complete", self._scripts["idem_complete"], keys=keys, args=args) == 1
 
     async def release(self, key: str, fingerprint: str, token: str | None = None,
                       keep_fingerprint: float | None = None) -> bool:
