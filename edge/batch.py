@@ -16,7 +16,8 @@ get alone. What the batch adds on top:
 * one deadline for the whole batch, and cancellation of outstanding calls
   when it passes or the client goes away.
 
-Request and answer (the README's "Batch" section is the user documentation):
+The document is parsed and checked in edge/batch_document.py. Request and answer
+(the README's "Batch" section is the user documentation):
 
     {"requests": [{"id": "shelf", "method": "POST", "url": "/v1/shelves", "body": {"theme": "x"}},
                   {"id": "book", "method": "POST", "url": "/v1/{{shelf.body.name}}/books",
@@ -29,7 +30,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import re
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
@@ -39,13 +39,13 @@ import grpc
 import orjson
 
 from transcoding import errors
-from transcoding.codec import load_json
 from transcoding.routes import Route
 
 from . import compression
-from .auth import AuthError, EffectivePolicy
+from .auth import EffectivePolicy
 from .batch_config import BatchConfig
-from .graph import GraphError, check_graph, run_graph
+from .batch_document import Item, parse_batch
+from .graph import run_graph
 from .http import (
     JSON_CONTENT_TYPE,
     ClientDisconnected,
@@ -56,21 +56,15 @@ from .http import (
     json_bytes,
     raw_headers,
     read_body,
-    send_response,
 )
-from .idempotency import BeginState, Reserving, StoredResponse
-from .ratelimit import rate_limit_headers
 from .core import CallRecord, client_deadline
+from .idempotency import BeginState, Reserving, StoredResponse
 from .protocols.rest import Reply, RestAdapter, RestCall
-from .references import ABSENT, BATCH, MAX_DEPTH, Reference, TooDeep, body_references, follow, references
-from .references import substitute, substitute_url
+from .ratelimit import rate_limit_headers
+from .references import ABSENT, BATCH, Reference, follow, substitute, substitute_url
 
 __all__ = ["BatchConfig", "BatchDeadlineExceeded", "BatchEndpoint", "BatchResult", "FailedDependency", "ItemResult"]
 
-ITEM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_METHOD = re.compile(r"^[A-Za-z]{1,16}$")
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
-_ITEM_KEYS = frozenset({"id", "method", "url", "headers", "body", "dependsOn"})
 # The gateway's own endpoints: never items, whatever the route table says.
 _OWN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/metrics"})
 # Client trace context carries over to items that do not set their own.
@@ -91,19 +85,6 @@ class BatchDeadlineExceeded(errors.TranscodeError):
 
 
 _ABSENT: Any = ABSENT
-
-
-@dataclass
-class Item:
-    """One validated entry of `requests`."""
-
-    id: str
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: Any  # a JSON value, or _ABSENT
-    depends_on: tuple[str, ...]  # dependsOn plus the items its references name
-    has_references: bool
 
 
 @dataclass
@@ -170,16 +151,16 @@ class BatchEndpoint:
         result.record.http_status = reply.status
         reply.headers.append((b"x-request-id", request_id.encode("latin-1")))
         # A batch answer is the big one a slow mobile link waits for: compressed like any answer.
-        body = compression.compress_response(rest.config.compression, headers.get("accept-encoding"), reply.headers, reply.body)
-        result.bytes_out = len(body)
-        await send_response(send, reply.status, reply.headers, body)
+        result.bytes_out = await rest.answer(send, reply, headers.get("accept-encoding"))
         return result
 
     # ---- the batch ------------------------------------------------------------------------
 
     async def _serve(self, rest: RestAdapter, call: RestCall, result: BatchResult, receive: Receive) -> Reply | None:
         record = result.record
-        await self._authenticate(rest, call, record)
+        # Once for the batch; the items reuse the principal and check only their routes' policies.
+        call.principal = await rest.core.authenticate(
+            call.headers, EffectivePolicy(auth=self.config.auth, source="batch"), record)
         content_type = call.headers.get("content-type")
         if content_type is not None and not _is_json(content_type):
             raise errors.UnsupportedMediaType(f"a batch is a JSON document; Content-Type {content_type!r} is not JSON")
@@ -207,7 +188,7 @@ class BatchEndpoint:
                 stored = begin.stored_response
                 replayed = raw_headers(begin.replay_headers())
                 headers = [h for h in headers_out if h[0] != b"content-type"] + replayed
-                return Reply(stored.status, headers, stored.body, 0)
+                return Reply(stored.status, headers, stored.body, grpc.StatusCode.OK)
             error = begin.error()
             if error is not None:
                 record.idempotency = "conflict" if begin.state is BeginState.CONFLICT_IN_FLIGHT else "mismatch"
@@ -231,22 +212,8 @@ class BatchEndpoint:
         if begin is not None:
             # Final even when some items timed out: replaying beats running the successful ones twice.
             await begin.finish(StoredResponse(200, [("content-type", "application/json")], body))
-        record.grpc_code = 0
-        return Reply(200, headers_out, body, 0)
-
-    async def _authenticate(self, rest: RestAdapter, call: RestCall, record: CallRecord) -> None:
-        """Once for the batch; the items reuse the principal and check only their routes' policies."""
-        if rest.core.authenticator is None:
-            return
-        policy = EffectivePolicy(auth=self.config.auth, source="batch")
-        try:
-            outcome = await rest.core.authenticator.authenticate(call.headers, policy)
-        except AuthError as exc:
-            record.auth_decision, record.auth_reason = "denied", exc.reason
-            raise
-        call.principal = outcome.principal
-        record.auth_decision, record.auth_reason = outcome.decision, outcome.reason
-        record.principal = outcome.principal.subject if outcome.principal else None
+        record.grpc_code = grpc.StatusCode.OK
+        return Reply(200, headers_out, body, grpc.StatusCode.OK)
 
     async def _run(
         self, rest: RestAdapter, call: RestCall, items: list[Item], result: BatchResult, receive: Receive, timeout: float
@@ -314,106 +281,6 @@ class BatchEndpoint:
         if slot is None:
             slot = self._backend_slots[backend] = asyncio.Semaphore(self.config.max_concurrency_per_backend)
         return slot
-
-
-# ---- parsing and validating the batch document -----------------------------------------------
-
-
-def parse_batch(body: bytes, config: BatchConfig) -> list[Item]:
-    """The validated items, in request order; any structural problem is a 400 for the whole batch."""
-    if not body.strip():
-        raise errors.BadRequest('the batch body is empty; send {"requests": [...]}')
-    try:
-        # The JSON rules of a call alone (UTF-8, no duplicate keys, no NaN): orjson would keep
-        # the last of two equal keys, so an item could show one value and send another.
-        document = load_json(body)
-    except errors.BadRequest as exc:
-        raise errors.BadRequest(exc.message.replace("malformed JSON body", "the batch body is not valid JSON")) from None
-    if not isinstance(document, dict) or "requests" not in document:
-        raise errors.BadRequest('the batch body must be a JSON object {"requests": [...]}')
-    unknown = sorted(set(document) - {"requests"})
-    if unknown:
-        raise errors.BadRequest(f"unknown key(s) in the batch body: {', '.join(unknown)}", field=unknown[0])
-    raw_items = document["requests"]
-    if not isinstance(raw_items, list):
-        raise errors.BadRequest("requests must be an array", field="requests")
-    if not raw_items:
-        raise errors.BadRequest("requests is empty: a batch needs at least one item", field="requests")
-    if len(raw_items) > config.max_items:
-        raise errors.BadRequest(
-            f"the batch has {len(raw_items)} requests; at most {config.max_items} are allowed", field="requests"
-        )
-    known = frozenset(raw["id"] for raw in raw_items if isinstance(raw, dict) and isinstance(raw.get("id"), str))
-    items = [_parse_item(i, raw, known) for i, raw in enumerate(raw_items)]
-    try:
-        check_graph([item.id for item in items], {item.id: item.depends_on for item in items})
-    except GraphError as exc:
-        raise errors.BadRequest(str(exc), field="requests") from None
-    return items
-
-
-def _parse_item(index: int, raw: Any, known: frozenset[str]) -> Item:
-    where = f"requests[{index}]"
-    if not isinstance(raw, dict):
-        raise errors.BadRequest(f"{where} must be an object with id, method and url", field=where)
-    unknown = sorted(set(raw) - _ITEM_KEYS)
-    if unknown:
-        raise errors.BadRequest(
-            f"{where}: unknown key(s) {', '.join(unknown)}; an item has {', '.join(sorted(_ITEM_KEYS))}",
-            field=f"{where}.{unknown[0]}",
-        )
-    item_id = raw.get("id")
-    if not isinstance(item_id, str) or not ITEM_ID.match(item_id):
-        raise errors.BadRequest(
-            f"{where}.id must be a string of 1-64 letters, digits, '_' or '-', got {item_id!r}", field=f"{where}.id"
-        )
-    method = raw.get("method", "GET")
-    if not isinstance(method, str) or not _METHOD.match(method):
-        raise errors.BadRequest(f"{where}.method must be an HTTP method such as GET or POST", field=f"{where}.method")
-    url = raw.get("url")
-    if not isinstance(url, str) or not url.startswith("/") or url.startswith("//"):
-        raise errors.BadRequest(
-            f"{where}.url must be a path on this gateway starting with '/', such as /v1/shelves?pageSize=10",
-            field=f"{where}.url",
-        )
-    if "#" in url:
-        raise errors.BadRequest(f"{where}.url must not carry a fragment ('#')", field=f"{where}.url")
-    headers_raw = raw.get("headers", {})
-    if not isinstance(headers_raw, dict):
-        raise errors.BadRequest(f"{where}.headers must be an object of name -> string", field=f"{where}.headers")
-    headers: dict[str, str] = {}
-    for name, value in headers_raw.items():
-        if not _HEADER_NAME.match(name):
-            raise errors.BadRequest(f"{where}.headers: {name!r} is not a valid header name", field=f"{where}.headers")
-        if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
-            raise errors.BadRequest(
-                f"{where}.headers.{name} must be a single-line string", field=f"{where}.headers.{name}"
-            )
-        headers[name.lower()] = value
-    depends = raw.get("dependsOn", [])
-    if not isinstance(depends, list) or not all(isinstance(d, str) for d in depends):
-        raise errors.BadRequest(f"{where}.dependsOn must be an array of item ids", field=f"{where}.dependsOn")
-    body = raw.get("body", _ABSENT)
-    if body is None:
-        body = _ABSENT
-    found = list(references(url, f"{where}.url", BATCH, known))
-    if body is not _ABSENT:
-        try:
-            found += body_references(body, f"{where}.body", BATCH, known)
-        except TooDeep:
-            raise errors.BadRequest(
-                f"{where}.body is nested more than {MAX_DEPTH} levels deep", field=f"{where}.body"
-            ) from None
-    implied = [r.source for r in found]
-    return Item(
-        id=item_id,
-        method=method.upper(),
-        url=url,
-        headers=headers,
-        body=body,
-        depends_on=tuple(dict.fromkeys([*depends, *implied])),
-        has_references=bool(found),
-    )
 
 
 def _resolver(results: dict[str, ItemResult]):

@@ -45,31 +45,30 @@ compressed like any reply.
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
+import grpc
 import orjson
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from transcoding import errors
 from transcoding.matcher import MethodNotAllowed, NoRoute, PathEncodingError, PathMatcher
-from transcoding.partial import FieldsError, Level, Selection, apply, compile_fields
-from transcoding.routes import Route, RouteTable
+from transcoding.partial import FieldsError, Selection, apply, compile_fields
+from transcoding.routes import RouteTable
 from transcoding.template import parse_template
 
-from . import compression
-from .auth import AuthError, EffectivePolicy
+from .auth import EffectivePolicy
 from .batch import BatchDeadlineExceeded, FailedDependency, _disconnected
 from .compose_config import COMPOSE_SYNTAX, SOURCES, ComposePart, ComposeRoute
-from .conditional import weaken_etag
-from .graph import run_graph
-from .http import JSON_CONTENT_TYPE, Receive, Send, send_response
-from .matching import Target
+from .compose_openapi import openapi_operations
+from .compose_plan import PartPlan, RoutePlan, compose_problems, plan_route
 from .core import CallRecord, client_deadline
+from .graph import run_graph
+from .http import JSON_CONTENT_TYPE, Receive, Send
+from .matching import Target
 from .protocols.rest import Reply, RestAdapter, RestCall, parse_query
 from .references import ABSENT, Reference, follow, substitute
 
@@ -93,192 +92,7 @@ class PartNotServed(errors.TranscodeError):
 
     http_status = 503
 
-    @property
-    def grpc_code(self):  # type: ignore[override]
-        import grpc
-
-        return grpc.StatusCode.UNAVAILABLE
-
-
-# ---------------------------------------------------------------------------- plans (per route table)
-
-@dataclass
-class PartPlan:
-    part: ComposePart
-    route: Route | None
-    problem: str | None = None  # why the part cannot run (method not served, request not valid...)
-    coerce: bool = False  # text references into bool fields: read "true"/"false" after substitution
-    level: Level | None = None  # its reply, for `fields`
-    query: bytes = b""  # `fields=...` of the part, for the REST adapter
-
-
-@dataclass
-class RoutePlan:
-    config: ComposeRoute
-    parts: dict[str, PartPlan]
-    level: Level
-    takes_credential: bool
-    masks: dict[str, tuple[Selection | None, frozenset[str]] | FieldsError] = field(default_factory=dict)
-
-
-def route_for(table: RouteTable, method: str) -> Route | None:
-    """The route a part runs as: the method's first binding, one without response_body if any."""
-    candidates = [r for r in table.routes if r.full_method == method]
-    plain = [r for r in candidates if not r.response_codec.response_body]
-    return (plain or candidates or [None])[0]
-
-
-def plan_route(config: ComposeRoute, table: RouteTable, policy_of: Any = None) -> tuple[RoutePlan, list[str]]:
-    """The plan of one composed route against a table, and every problem found."""
-    problems: list[str] = []
-    parts: dict[str, PartPlan] = {}
-    for part in config.parts:
-        where = f"compose {config.route}: part {part.id!r}"
-        route = route_for(table, part.method)
-        plan = PartPlan(part, route)
-        parts[part.id] = plan
-        if route is None:
-            plan.problem = f"{where}: method {part.method} is not served by any loaded backend"
-        elif route.client_streaming or route.server_streaming:
-            plan.problem = f"{where}: {part.method} streams; only unary methods can be parts"
-        elif route.response_codec.is_http_body:
-            plan.problem = f"{where}: {part.method} answers raw bytes (google.api.HttpBody), not JSON"
-        if plan.problem is not None:
-            problems.append(plan.problem)
-            continue
-        assert route is not None
-        plan.level = Level.of_message(route.method.output_type)
-        checker = _RequestCheck(where, config, parts)
-        checker.message(part.request, route.method.input_type, "request")
-        plan.coerce = checker.coerce
-        if part.fields:
-            try:
-                compile_fields(part.fields, plan.level, use_proto_names=route.options.use_proto_names)
-            except FieldsError as exc:
-                checker.problems.append(f"{where}: {exc}")
-            plan.query = b"fields=" + quote(part.fields, safe="").encode("ascii")
-        if checker.problems:
-            plan.problem = checker.problems[0]
-            problems.extend(checker.problems)
-    levels = {p.part.output_key: p.level or Level("free") for p in parts.values() if p.part.output}
-    takes = False
-    if policy_of is not None:
-        for p in parts.values():
-            if p.route is not None:
-                policy = policy_of(p.route)
-                takes = takes or (policy is not None and policy.auth != "none")
-    return RoutePlan(config, parts, Level.of_keys(levels, f"the composed reply of {config.route}"), takes), problems
-
-
-class _RequestCheck:
-    """A part's request template against its input type: fields (either spelling), and
-    references to earlier replies against those replies' types."""
-
-    def __init__(self, where: str, config: ComposeRoute, parts: dict[str, PartPlan]) -> None:
-        self.where = where
-        self.config = config
-        self.parts = parts
-        self.problems: list[str] = []
-        self.coerce = False
-
-    def message(self, value: Any, descriptor: Descriptor, at: str) -> None:
-        if descriptor.full_name.startswith("google.protobuf."):
-            self._references(value, None, at)
-            return
-        if isinstance(value, str):
-            self._references(value, None, at)
-            return
-        if not isinstance(value, dict):
-            self.problems.append(f"{self.where}: {at} must be an object (a {descriptor.full_name})")
-            return
-        for key, item in value.items():
-            f = descriptor.fields_by_name.get(key) or next((g for g in descriptor.fields if g.json_name == key), None)
-            if f is None:
-                self.problems.append(f"{self.where}: {at}.{key} names no field of {descriptor.full_name}")
-                continue
-            self.field(item, f, f"{at}.{key}")
-
-    def field(self, value: Any, f: FieldDescriptor, at: str) -> None:
-        message_type = f.message_type if f.type in (_T.TYPE_MESSAGE, _T.TYPE_GROUP) else None
-        is_map = message_type is not None and f.is_repeated and message_type.GetOptions().map_entry
-        if is_map and isinstance(value, dict):
-            value_field = message_type.fields_by_name["value"]
-            for key, item in value.items():
-                self.element(item, value_field, f"{at}.{key}")
-        elif f.is_repeated and not is_map and isinstance(value, list):
-            for i, item in enumerate(value):
-                self.element(item, f, f"{at}[{i}]")
-        else:
-            self.element(value, f, at)
-
-    def element(self, value: Any, f: FieldDescriptor, at: str) -> None:
-        message_type = f.message_type if f.type in (_T.TYPE_MESSAGE, _T.TYPE_GROUP) else None
-        if message_type is not None and not isinstance(value, str):
-            self.message(value, message_type, at)
-            return
-        if isinstance(value, str):
-            whole = self._references(value, f, at)
-            if whole is not None and whole.source in ("path", "query") and f.type == _T.TYPE_BOOL:
-                self.coerce = True
-
-    def _references(self, value: Any, f: FieldDescriptor | None, at: str) -> Reference | None:
-        if not isinstance(value, str):
-            return None
-        refs = []
-        for match in re.finditer(r"\{\{(.*?)\}\}", value):
-            ref = COMPOSE_SYNTAX.parse(match.group(1))
-            if ref is None:
-                continue
-            refs.append(ref)
-            if ref.source not in SOURCES:
-                self._reply_path(ref, at)
-        return refs[0] if len(refs) == 1 and refs[0].text == value else None
-
-    def _reply_path(self, ref: Reference, at: str) -> None:
-        """`{{part.body.a.0.b}}` against the part's reply type, in the spelling it prints."""
-        plan = self.parts.get(ref.source)
-        if plan is None or plan.route is None or plan.level is None:
-            return  # that part's own problem is reported
-        descriptor: Descriptor | None = plan.route.method.output_type
-        proto_names = plan.route.options.use_proto_names
-        repeated = False
-        for segment in ref.path:
-            if repeated:
-                if not segment.isdigit():
-                    self.problems.append(f"{self.where}: {at}: {ref.text}: {segment!r} is not a list index")
-                    return
-                repeated = False
-                continue
-            if descriptor is None or descriptor.full_name.startswith("google.protobuf."):
-                return  # a value whose inside the descriptors do not say (Struct, a map's value, a scalar)
-            f = next((g for g in descriptor.fields if (g.name if proto_names else g.json_name) == segment), None)
-            if f is None:
-                self.problems.append(
-                    f"{self.where}: {at}: {ref.text}: {descriptor.full_name} has no field {segment!r} in its JSON"
-                )
-                return
-            message_type = f.message_type if f.type in (_T.TYPE_MESSAGE, _T.TYPE_GROUP) else None
-            is_map = message_type is not None and f.is_repeated and message_type.GetOptions().map_entry
-            repeated = f.is_repeated and not is_map
-            descriptor = None if is_map else message_type
-
-
-def compose_problems(config: GatewayConfig, table: RouteTable) -> list[str]:
-    """What `edge check` reports about `compose`: parts naming unknown methods or request
-    fields, references to fields earlier replies do not have, routes shadowing proto routes."""
-    problems: list[str] = []
-    for route in config.compose:
-        _, found = plan_route(route, table)
-        problems.extend(found)
-        verb, template = route.http_method, route.template
-        for served in table.routes:
-            if served.binding.http_method == verb and served.template == template:
-                problems.append(f"compose {route.route}: shadows {served.full_method}'s route {verb} {template}")
-    if config.batch is not None:
-        for route in config.compose:
-            if route.template == config.batch.path:
-                problems.append(f"compose {route.route}: the batch endpoint {config.batch.path} answers this path")
-    return problems
+    grpc_code = grpc.StatusCode.UNAVAILABLE
 
 
 # ---------------------------------------------------------------------------- serving
@@ -356,18 +170,16 @@ class ComposedRoutes:
             return result
         record.http_status = reply.status
         reply.headers.append((b"x-request-id", request_id.encode("latin-1")))
-        body = compression.compress_response(rest.config.compression, headers.get("accept-encoding"),
-                                             reply.headers, reply.body)
-        if body is not reply.body and rest.caching is not None:
-            weaken_etag(reply.headers)
-        result.bytes_out = len(body)
-        await send_response(send, reply.status, reply.headers, body)
+        result.bytes_out = await rest.answer(send, reply, headers.get("accept-encoding"))
         return result
 
     async def _serve(self, rest: RestAdapter, route: ComposeRoute, variables: dict[str, str], call: RestCall,
                      result: ComposeResult, receive: Receive) -> Reply | None:
         record = result.record
-        await self._authenticate(rest, call, record)
+        # Once for the composition, as `optional`: a bad credential is refused, none is let in;
+        # each part then meets its own route's policy with this principal.
+        call.principal = await rest.core.authenticate(
+            call.headers, EffectivePolicy(auth="optional", source="compose"), record)
         plan = self.plan(rest, route)
         query = self._query(route, call)
         selection, needed = self._mask(plan, query.pop("fields", None))
@@ -420,28 +232,13 @@ class ComposedRoutes:
                 assert mine.reply is not None
                 return Reply(mine.reply.status, list(mine.reply.headers), mine.reply.body, mine.reply.grpc_code)
         body = self._assemble(plan, parts, results, selection)
-        record.grpc_code = 0
-        reply = Reply(200, [(b"content-type", JSON_CONTENT_TYPE)], body, 0)
+        record.grpc_code = grpc.StatusCode.OK
+        reply = Reply(200, [(b"content-type", JSON_CONTENT_TYPE)], body, grpc.StatusCode.OK)
         caching = rest.caching
         if caching is not None and call.http_method in ("GET", "HEAD"):
             target = Target("", route.http_method, route.template)
             reply = caching.conclude(call, caching.plan_for(target, plan.takes_credential), reply)
         return reply
-
-    async def _authenticate(self, rest: RestAdapter, call: RestCall, record: CallRecord) -> None:
-        """Once for the composition, as `optional`: a bad credential is refused, none is let in;
-        each part then meets its own route's policy with this principal."""
-        if rest.core.authenticator is None:
-            return
-        try:
-            outcome = await rest.core.authenticator.authenticate(
-                call.headers, EffectivePolicy(auth="optional", source="compose"))
-        except AuthError as exc:
-            record.auth_decision, record.auth_reason = "denied", exc.reason
-            raise
-        call.principal = outcome.principal
-        record.auth_decision, record.auth_reason = outcome.decision, outcome.reason
-        record.principal = outcome.principal.subject if outcome.principal else None
 
     def _query(self, route: ComposeRoute, call: RestCall) -> dict[str, str]:
         allowed = set(route.query_names) | {"fields"}
@@ -596,99 +393,3 @@ async def _first_of(*waits: Any) -> None:
     finally:
         for task in tasks:
             task.cancel()
-
-
-# ---------------------------------------------------------------------------- OpenAPI
-
-def openapi_operations(config: GatewayConfig) -> Any:
-    """For edge/openapi.py (`extra_operations`): one operation per composed route, its 200
-    an object of the parts' reply schemas (or `{"error": Status}` for `include` parts)."""
-
-    def add(doc: Any, table: RouteTable) -> None:
-        for route in config.compose:
-            plan, _ = plan_route(route, table)
-            verb = route.http_method.lower()
-            path = _openapi_path(route.template)
-            parameters: list[dict[str, Any]] = [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in route.variables
-            ]
-            parameters += [{"name": name, "in": "query", "schema": {"type": "string"},
-                            "description": "Read by the composed parts."} for name in route.query_names]
-            parameters.append({"name": "fields", "in": "query", "schema": {"type": "string"}, "description": (
-                "Partial response: the keys (and fields under them) to answer, e.g. `"
-                + ",".join(p.output_key for p in route.parts if p.output)[:80]
-                + "`; parts whose keys are left out are not called.")})
-            status = doc.base_schemas.ref("google.rpc.Status")
-            properties: dict[str, Any] = {}
-            requirements: list[Any] = []
-            for part in route.parts:
-                part_plan = plan.parts[part.id]
-                if part_plan.route is not None and doc.security is not None:
-                    requirements.append(doc.security.requirements_for(part_plan.route.full_method))
-                if not part.output:
-                    continue
-                if part_plan.route is not None and part_plan.problem is None:
-                    schema = doc.message_schema(part_plan.route.method.output_type, part_plan.route.options)
-                else:
-                    schema = {"description": part_plan.problem or "not served"}
-                if part.on_error == "include":
-                    error = {"type": "object", "properties": {"error": status}, "required": ["error"]}
-                    schema = {"oneOf": [schema, error]}
-                properties[part.output_key] = schema
-            operation: dict[str, Any] = {
-                "tags": ["composed"],
-                "operationId": "compose_" + re.sub(r"[^A-Za-z0-9]+", "_", route.route).strip("_"),
-                "summary": route.summary or f"Composed: {', '.join(p.id for p in route.parts)}",
-                "parameters": parameters,
-                "responses": {
-                    "200": {"description": "Each part's reply under its key.", "content": {
-                        "application/json": {"schema": {"type": "object", "properties": properties}}}},
-                    "default": {"description": "The error of a part whose on_error is fail (its status and body).",
-                                "content": {"application/json": {"schema": status}}},
-                },
-                "x-edge-composed": [
-                    {"id": p.id, "grpcMethod": p.method, "onError": p.on_error, "output": p.output} for p in route.parts
-                ],
-            }
-            merged = _merge_security(requirements)
-            if merged is not None:
-                operation["security"] = merged
-            doc.paths.setdefault(path, {})[verb] = operation
-
-    return add
-
-
-def _openapi_path(text: str) -> str:
-    """`/v1/screens/{shelf}` as OpenAPI writes it: each variable one parameter, named as in the template."""
-    template = parse_template(text)
-    starts = {v.start: v for v in template.variables}
-    parts, i = [], 0
-    while i < len(template.segments):
-        variable = starts.get(i)
-        if variable is None:
-            segment = template.segments[i]
-            parts.append(segment.value if segment.kind == "literal" else "*" if segment.kind == "single" else "**")
-            i += 1
-        else:
-            parts.append("{" + variable.field_path[0] + "}")
-            i = len(template.segments) if variable.end is None else variable.end
-    return "/" + "/".join(parts) + (f":{template.verb}" if template.verb else "")
-
-
-def _merge_security(requirements: list[Any]) -> list[Any] | None:
-    """The parts' requirements as one: public when every part is, else a bearer token with
-    every scope any part needs (and the other credentials the parts accept)."""
-    known = [r for r in requirements if r is not None]
-    if not known:
-        return None
-    if all(r == [] for r in known):
-        return []
-    scopes: set[str] = set()
-    others: list[dict[str, Any]] = []
-    for options in known:
-        for option in options:
-            if "bearer" in option:
-                scopes.update(option["bearer"])
-            elif option and option not in others:
-                others.append(option)
-    return [{"bearer": sorted(scopes)}, *others]

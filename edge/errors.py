@@ -46,12 +46,15 @@ def error_parts(exc: BaseException, request_id: str, realm: str = "edge") -> tup
     return 500, headers, json_bytes(body)
 
 
-def grpc_code_of(exc: BaseException) -> int:
-    """The google.rpc code an error answer carries, for logs and metrics."""
+def grpc_code_of(exc: BaseException) -> grpc.StatusCode:
+    """The gRPC code an error answer carries, for logs and metrics."""
     if isinstance(exc, transcoding_errors.TranscodeError):
-        return exc.grpc_code.value[0]
+        return exc.grpc_code
     if isinstance(exc, AuthError):
-        return _AUTH_CODES.get(exc.status, code_pb2.INVALID_ARGUMENT)
+        return _BY_NUMBER[_AUTH_CODES.get(exc.status, code_pb2.INVALID_ARGUMENT)]
     if isinstance(exc, StatusError):
-        return int(exc.grpc_code)
-    return code_pb2.INTERNAL
+        return _BY_NUMBER.get(int(exc.grpc_code), grpc.StatusCode.UNKNOWN)
+    return grpc.StatusCode.INTERNAL
+
+
+_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}

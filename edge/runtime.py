@@ -17,7 +17,9 @@ from .config import GatewayConfig
 from .core import Core, Decode, Identity, Idempotency, MetadataRules, RateLimits, Stage
 
 if TYPE_CHECKING:
+    from .auth import Authenticator
     from .conditional import ConditionalGets
+    from .idempotency import IdempotencyEngine
     from .partial import PartialResponses
     from .state import StateStore
 
@@ -100,7 +102,8 @@ async def build_runtime(config: GatewayConfig, registry: BackendRegistry) -> Run
     return Runtime(core, partial, caching, closers)
 
 
-def _metadata_rules(config: GatewayConfig, authenticator: Any, idempotency: Any) -> MetadataRules:
+def _metadata_rules(config: GatewayConfig, authenticator: Authenticator | None,
+                    idempotency: IdempotencyEngine | None) -> MetadataRules:
     stripped = frozenset(authenticator.stripped_header_names) if authenticator else frozenset()
     credentials = set(authenticator.credential_header_names) if authenticator else set()
     if idempotency is not None:

@@ -7,17 +7,18 @@ items), for readiness (the store) and for the admin listener (API keys).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from transcoding.routes import Route
 
-from ..auth import Authenticator, EffectivePolicy, PolicyResolver
+from ..auth import Authenticator, EffectivePolicy, PolicyResolver, Principal
 from ..backends import BackendRegistry
 from ..idempotency import IdempotencyEngine
 from ..ratelimit import RateLimiter
 from ..state import StateStore
 from .context import CallContext, Outcome, Stage
 from .metadata import MetadataRules
+from .record import CallRecord
 from .stages import Backend, Identity, RateLimits, chain
 
 
@@ -52,8 +53,16 @@ class Core:
         outcome.ratelimit = ctx.ratelimit
         if outcome.stream is None and outcome.stored is None:
             record = ctx.record
-            record.backend_seconds, record.grpc_code = outcome.backend_seconds, outcome.code.value[0]
+            record.backend_seconds, record.grpc_code = outcome.backend_seconds, outcome.code
         return outcome
+
+    async def authenticate(self, headers: Mapping[str, str], policy: EffectivePolicy,
+                           record: CallRecord) -> Principal | None:
+        """The caller of several calls, authenticated once under `policy` (see
+        `Identity.authenticate_once`); None, and nothing recorded, without auth."""
+        if self.identity is None:
+            return None
+        return await self.identity.authenticate_once(headers, policy, record)
 
     def policy_for(self, route: Route) -> EffectivePolicy | None:
         """The auth policy a route's calls meet (None: no auth configured)."""

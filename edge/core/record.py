@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import grpc
+
 
 @dataclass
 class CallRecord:
@@ -24,7 +26,7 @@ class CallRecord:
     idempotency: str | None = None
     called: bool = False  # the backend was called (not refused or replayed by the gateway)
     backend_seconds: float = 0.0
-    grpc_code: int | None = None  # the google.rpc code number the answer carried (logs and metrics)
+    grpc_code: grpc.StatusCode | None = None  # the code the answer carried (None: no call, no refusal)
     http_status: int | None = None
     streamed_bytes: int = 0
     protocol: str = "rest"  # the adapter that served the call (the access log's `protocol`)

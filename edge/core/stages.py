@@ -19,7 +19,7 @@ is one more callable of this shape, placed where edge/runtime.py builds the list
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from time import perf_counter
 from typing import Any
 
@@ -27,7 +27,7 @@ import grpc
 
 from transcoding.invoker import CallError
 
-from ..auth import Authenticator, PolicyResolver, Principal
+from ..auth import AuthError, AuthOutcome, Authenticator, EffectivePolicy, PolicyResolver, Principal
 from ..idempotency import Begin, BeginState, IdempotencyEngine, StoredResponse
 from ..state import ReserveRequest
 from ..ratelimit import RateLimitContext, RateLimitDecision, RateLimiter, refusal
@@ -74,9 +74,21 @@ class Identity:
             record.auth_decision, record.auth_reason = "denied", getattr(exc, "reason", None)
             raise
         ctx.principal, ctx.auth = outcome.principal, outcome
-        record.auth_decision, record.auth_reason = outcome.decision, outcome.reason
-        record.principal = outcome.principal.subject if outcome.principal else None
+        _recorded(outcome, record)
         return await call_next(ctx)
+
+    async def authenticate_once(self, headers: Mapping[str, str], policy: EffectivePolicy,
+                                record: CallRecord) -> Principal | None:
+        """A caller authenticated once for several calls (a batch, a composed route, a
+        connection that carries many): each of its calls is then `preauthenticated`, and
+        only has its own route's policy checked with this principal."""
+        try:
+            outcome = await self.authenticator.authenticate(headers, policy)
+        except AuthError as exc:
+            record.auth_decision, record.auth_reason = "denied", exc.reason
+            raise
+        _recorded(outcome, record)
+        return outcome.principal
 
     def backend_metadata(self, ctx: CallContext) -> list[tuple[str, str]]:
         """The caller's identity as the gateway vouches for it (and the raw token only
@@ -84,6 +96,11 @@ class Identity:
         if ctx.auth is None or ctx.policy is None:
             return []
         return self.authenticator.backend_metadata(ctx.auth, ctx.headers, ctx.policy)
+
+
+def _recorded(outcome: AuthOutcome, record: CallRecord) -> None:
+    record.auth_decision, record.auth_reason = outcome.decision, outcome.reason
+    record.principal = outcome.principal.subject if outcome.principal else None
 
 
 class RateLimits:

@@ -122,7 +122,7 @@ class AccessLogEntry:
     route: str | None = None
     grpc_method: str | None = None
     http_status: int = 0
-    grpc_status: int | str | None = None  # logged as the code's name, e.g. "NOT_FOUND"
+    grpc_status: grpc.StatusCode | int | str | None = None  # logged as the code's name, e.g. "NOT_FOUND"
     bytes_in: int = 0
     bytes_out: int = 0
     duration_ms: float = 0.0
@@ -338,8 +338,11 @@ class AccessLogger:
         config = self.config
         if config.sample < 1.0 and entry.http_status < 400 and random.random() >= config.sample:
             return
-        if type(entry.grpc_status) is int:
-            entry.grpc_status = _GRPC_NAMES.get(entry.grpc_status, str(entry.grpc_status))
+        status = entry.grpc_status
+        if isinstance(status, grpc.StatusCode):
+            entry.grpc_status = status.name
+        elif type(status) is int:
+            entry.grpc_status = _GRPC_NAMES.get(status, str(status))
         line = orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE)
         extras = self._extras(query, headers, body)
         if extras:

@@ -21,6 +21,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote_to_bytes
 
+import grpc
 from google.protobuf.message import Message
 
 from transcoding import errors
@@ -86,7 +87,7 @@ class Reply:
     status: int
     headers: RawHeaders
     body: bytes
-    grpc_code: int
+    grpc_code: grpc.StatusCode
 
 
 class _Decoding:
@@ -194,16 +195,20 @@ class RestAdapter:
             if reply is not None:
                 opted_out = record.grpc_method is not None and self._route_opted_out(
                     record.grpc_method, record.route, call.http_method)
-                out = compression.compress_response(
-                    config.compression, headers.get("accept-encoding"), reply.headers, reply.body, opted_out=opted_out)
-                if out is not reply.body and self.caching is not None:
-                    weaken_etag(reply.headers)  # a coded reply's tag is weak (edge/conditional.py)
-                await send_response(send, reply.status, reply.headers, out)
-                status, sent = reply.status, len(out)
+                status, sent = reply.status, await self.answer(send, reply, headers.get("accept-encoding"), opted_out)
             else:  # a stream, already written
                 status, sent = record.http_status or 200, record.streamed_bytes
             observer.finish(call, record, http_status=status, bytes_out=sent,
                             total_s=perf_counter() - started, path=scope["path"], http_version=scope["http_version"])
+
+    async def answer(self, send: Send, reply: Reply, accept_encoding: str | None, opted_out: bool = False) -> int:
+        """The reply sent, compressed as the client accepts; the body's bytes as sent."""
+        out = compression.compress_response(
+            self.config.compression, accept_encoding, reply.headers, reply.body, opted_out=opted_out)
+        if out is not reply.body and self.caching is not None:
+            weaken_etag(reply.headers)  # a coded reply's tag is weak (edge/conditional.py)
+        await send_response(send, reply.status, reply.headers, out)
+        return len(out)
 
     def _route_opted_out(self, grpc_method: str, route: str | None, http_method: str) -> bool:
         """The compression opt-out of a route, looked up once per route (it reads the config's patterns)."""
@@ -259,14 +264,13 @@ class RestAdapter:
         if outcome.stored is not None:  # an idempotent replay: the stored headers and the replay marker
             stored = outcome.stored
             record.http_status = stored.status
-            return Reply(stored.status, headers_out + raw_headers(outcome.replay_headers), stored.body, 0)
+            return Reply(stored.status, headers_out + raw_headers(outcome.replay_headers), stored.body, grpc.StatusCode.OK)
 
         status, headers, body = outcome.rendered or self.render(outcome, route, decoding.mask)
         record.http_status = status
-        code = outcome.code.value[0]
-        reply = Reply(status, headers_out + headers, body, code)
+        reply = Reply(status, headers_out + headers, body, outcome.code)
         if self.caching is not None:
-            metadata = (*outcome.header_metadata, *outcome.trailer_metadata) if code == 0 else ()
+            metadata = (*outcome.header_metadata, *outcome.trailer_metadata) if outcome.reply is not None else ()
             reply = self.caching.finish(call, route, ctx.policy, reply, metadata)
             record.http_status = reply.status
         return reply
@@ -314,12 +318,13 @@ class RestAdapter:
                 items.append(route.response_codec.encode_stream_item(message))
         except CallError as exc:
             status, headers, body = call_error_parts(exc)
-            record.grpc_code, record.http_status = exc.code.value[0], status
-            return Reply(status, headers_out + headers, body, exc.code.value[0])
+            record.grpc_code, record.http_status = exc.code, status
+            return Reply(status, headers_out + headers, body, exc.code)
         finally:
             stream.cancel()
-        record.grpc_code, record.http_status = 0, 200
-        return Reply(200, headers_out + [(b"content-type", b"application/json")], b"[" + b",".join(items) + b"]", 0)
+        record.grpc_code, record.http_status = grpc.StatusCode.OK, 200
+        return Reply(200, headers_out + [(b"content-type", b"application/json")], b"[" + b",".join(items) + b"]",
+                     grpc.StatusCode.OK)
 
     def error_reply(self, exc: BaseException, call: RestCall, record: CallRecord) -> Reply:
         """A refusal (or an unexpected failure: a 500 naming the request id) as a REST answer."""

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Callable
 
+import grpc
+
 from transcoding.invoker import CallError, ResponseStream
 from transcoding.options import StreamFormat
 from transcoding.routes import Route
@@ -31,7 +33,7 @@ __all__ = ["StreamResult", "call_error_parts", "write_stream"]
 @dataclass
 class StreamResult:
     status: int
-    grpc_code: int
+    grpc_code: grpc.StatusCode
     backend_seconds: float
     sent_bytes: int  # bytes written to the client
 
@@ -72,7 +74,7 @@ async def write_stream(
             if response_metadata:
                 headers += response_headers(rules, exc.initial_metadata, exc.trailing_metadata)
             await send_response(send, status, headers + extra_headers, body)
-            return StreamResult(status, exc.code.value[0], perf_counter() - started, 0)
+            return StreamResult(status, exc.code, perf_counter() - started, 0)
         if codec.is_http_body:
             raw_type = codec.stream_chunk_type(first) if first is not None else "application/octet-stream"
             headers = [(b"content-type", raw_type.encode("latin-1"))]
@@ -91,7 +93,7 @@ async def write_stream(
             sent += len(chunk)
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
-        code = 0
+        code = grpc.StatusCode.OK
         if codec.is_http_body:
             message = first
             while message is not None:
@@ -100,7 +102,7 @@ async def write_stream(
                     message = await stream.next()
                 except CallError as exc:  # as it always was: a status line after the raw bytes
                     await write(json_bytes({"error": error_body(exc.code, exc.message, exc.details)}) + b"\n")
-                    code = exc.code.value[0]
+                    code = exc.code
                     break
         elif first is None:
             await write(framing.end(False))
@@ -111,7 +113,7 @@ async def write_stream(
                     message = await stream.next()
                 except CallError as exc:
                     await write(framing.failure(error_body(exc.code, exc.message, exc.details)))
-                    code = exc.code.value[0]
+                    code = exc.code
                     break
                 if message is None:
                     await write(framing.end(True))
@@ -126,7 +128,7 @@ async def write_stream(
         if not gone.is_set() or (task is not None and task.cancelling()):
             raise
         # The client went away and its backend call was cancelled: nothing more to write.
-        return StreamResult(499, 1, perf_counter() - started, sent)
+        return StreamResult(499, grpc.StatusCode.CANCELLED, perf_counter() - started, sent)
     finally:
         watcher.cancel()
         stream.cancel()

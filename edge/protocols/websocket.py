@@ -123,7 +123,7 @@ class WebSocketAdapter:
             if opening is not None and opening.accepted:  # the session ends every failure itself: not expected
                 log.error("unexpected failure in WebSocket %s", request_id, exc_info=exc)
             elif isinstance(exc, OSError):  # the server's "client disconnected": it left mid-handshake
-                record.grpc_code = grpc.StatusCode.CANCELLED.value[0]
+                record.grpc_code = grpc.StatusCode.CANCELLED
             else:
                 if not isinstance(exc, EXPECTED):
                     log.error("unexpected failure in WebSocket handshake %s", request_id, exc_info=exc)
@@ -212,11 +212,10 @@ class _Opening:
             status_of=lambda exc: _status_of(exc, ctx.request_id),
         )
         result = await session.run()
-        record.grpc_code, record.backend_seconds, record.streamed_bytes = (
-            result.grpc_code, result.backend_seconds, result.bytes_out)
+        code = _STATUS_CODES.get(result.grpc_code, grpc.StatusCode.UNKNOWN)
+        record.grpc_code, record.backend_seconds, record.streamed_bytes = code, result.backend_seconds, result.bytes_out
         self.bytes_out = result.bytes_out
-        return Outcome(code=_STATUS_CODES.get(result.grpc_code, grpc.StatusCode.UNKNOWN),
-                       backend_seconds=result.backend_seconds)
+        return Outcome(code=code, backend_seconds=result.backend_seconds)
 
 
 def _message_charge(core: Core, ctx: CallContext) -> Any:
@@ -267,9 +266,9 @@ def _without_default_port(host: str, scheme: str) -> str:
 
 
 def _status_of(exc: BaseException, request_id: str) -> tuple[int, str]:
-    """A failure inside the session as a gRPC code and message (the REST error's)."""
+    """A failure inside the session as a gRPC code number and message (the REST error's)."""
     _, _, body = error_parts(exc, request_id)
-    return grpc_code_of(exc), orjson.loads(body)["message"]
+    return grpc_code_of(exc).value[0], orjson.loads(body)["message"]
 
 
 async def refuse_shed(scope: Scope, send: Send, shedder: "LoadShedder") -> None:
