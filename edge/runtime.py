@@ -10,13 +10,15 @@ then the backend call. A new stage goes into `stages` at its place.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 
 from .backends import BackendRegistry
 from .config import GatewayConfig
 from .core import Core, Decode, Identity, Idempotency, MetadataRules, RateLimits, Stage
 
 if TYPE_CHECKING:
+    from transcoding.routes import RouteTable
+
     from .auth import Authenticator
     from .conditional import ConditionalGets
     from .idempotency import IdempotencyEngine
@@ -63,7 +65,7 @@ async def build_runtime(config: GatewayConfig, registry: BackendRegistry) -> Run
 
         limiter = RateLimiter(config.rate_limits, store)
 
-        def declare(table: Any) -> None:
+        def declare(table: RouteTable) -> None:
             limiter.set_declared_policies(declared_limits({r.method.full_name: r.method for r in table.routes}.values()))
 
         declare(registry.table)

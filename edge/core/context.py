@@ -58,6 +58,8 @@ class CallContext:
     goes in the rate-limit stage's store call (one round trip for both); it says
     False when it cannot (a bad query or deadline: `decode` refuses the call in
     its place). `reserving` is that reservation, for the idempotency stage.
+    The idempotency stage acts only on a call with a `fingerprint` (an adapter that
+    offers Idempotency-Key protection sets it, and `stored_form`); other calls pass it by.
     """
 
     route: Route
@@ -98,7 +100,7 @@ class Outcome:
 
     code: grpc.StatusCode = grpc.StatusCode.OK
     details: str = ""
-    error_details: list[dict[str, object]] = field(default_factory=list)
+    error_details: Sequence[dict[str, object]] = ()
     reply: Message | None = None
     stream: ResponseStream | None = None
     header_metadata: Metadata = ()
@@ -106,8 +108,8 @@ class Outcome:
     ratelimit: RateLimitDecision | None = None
     backend_seconds: float = 0.0
     stored: StoredResponse | None = None
-    replay_headers: list[tuple[str, str]] = field(default_factory=list)
-    rendered: object = None  # the adapter's rendering, kept when stored_form made it (rendered once)
+    replay_headers: Sequence[tuple[str, str]] = ()
+    rendered: object = None  # the adapter's own rendering, kept when stored_form made it (rendered once)
 
 
 Next = Callable[[CallContext], Awaitable[Outcome]]

@@ -266,7 +266,8 @@ class RestAdapter:
             record.http_status = stored.status
             return Reply(stored.status, headers_out + raw_headers(outcome.replay_headers), stored.body, grpc.StatusCode.OK)
 
-        status, headers, body = outcome.rendered or self.render(outcome, route, decoding.mask)
+        rendered = outcome.rendered  # made already when the idempotency stage stored it
+        status, headers, body = rendered if isinstance(rendered, tuple) else self.render(outcome, route, decoding.mask)
         record.http_status = status
         reply = Reply(status, headers_out + headers, body, outcome.code)
         if self.caching is not None:
