@@ -106,6 +106,25 @@ def test_claim_tiers(state_store):
     run(state_store, body)
 
 
+def test_a_callers_new_claims_pick_their_tier_at_once(state_store):
+    """The limiter keeps each caller's prepared keys per route, but not where a claim picks the tier:
+    the same user with an upgraded plan (a new token) is counted against the new tier at once."""
+    tiers = {"claim": "plan", "tiers": {"free": "1/1m", "premium": "3/1m"}, "default": "1/1m"}
+    rl = limiter(state_store, RateLimitPolicy(name="per-plan", vary_by_claim=tiers),
+                 RateLimitPolicy(name="per-user", limit=100, window="1m"))
+    upgraded = RateLimitContext("alice", {"plan": "premium"}, ALICE.client_ip, ALICE.route, ALICE.service,
+                                ALICE.method, ALICE.http_method)
+
+    async def body():
+        assert (await rl.check(ALICE)).allowed
+        assert (await rl.check(ALICE)).refused_by == "per-plan"
+        assert [(await rl.check(upgraded)).allowed for _ in range(4)] == [True, True, True, False]
+        assert (await rl.check(ALICE)).refused_by == "per-plan"
+        applied = {p.name: p.remaining for p in (await rl.check(BOB)).policies_applied}
+        assert applied == {"per-plan": 2, "per-user": 99}  # Bob's own counters, on the same route
+    run(state_store, body)
+
+
 def test_nested_and_list_claims(state_store):
     tiers = {"claim": "org.tier", "tiers": {"gold": "3/1m"}, "default": "1/1m"}
     rl = limiter(state_store, RateLimitPolicy(name="org", vary_by_claim=tiers))

@@ -169,6 +169,9 @@ class RateLimiter:
         self._declared: dict[str, list[_Policy]] = {}
         self._exempt = Matcher([(config.exempt, True)])
         self._selection: dict[tuple[str, str, str], list[_Policy] | None] = {}
+        # A caller's specs and store checks on a route, built once: the same user from the same
+        # address on the same route makes the same keys every time (claim tiers excepted).
+        self._prepared: dict[tuple[Any, ...], tuple[list[_Spec], list[LimitCheck]]] = {}
         self._local = MemoryStore(max_rate_keys=50_000)  # degraded-mode counters
         self._leases: dict[str, _Lease] = {}
         self._refilling: dict[str, asyncio.Future[None]] = {}
@@ -182,6 +185,7 @@ class RateLimiter:
         self._declared = {m: [_Policy(p, self.config.instances, self._hybrid) for p in ps if p.name not in names]
                           for m, ps in by_method.items()}
         self._selection.clear()
+        self._prepared.clear()
 
     def _select(self, ctx: RateLimitContext) -> list[_Policy] | None:
         full = ctx.full_method
@@ -214,13 +218,21 @@ class RateLimiter:
             return _ALLOW_EXEMPT
         if not selected:
             return _ALLOW_NONE
-        specs = []
-        for p in selected:
-            limit, window = p.rate(ctx.claims)
-            if cost > limit:
-                return self._refuse_cost(p, limit, window, cost)
-            specs.append(_Spec(p, limit, window, self._key(p, limit, window, ctx), cost))
-        return await self._charge(specs, reserve)
+        prepared_key = (ctx.route, ctx.http_method, ctx.method, ctx.service, ctx.principal_id, ctx.client_ip, cost)
+        prepared = self._prepared.get(prepared_key)
+        if prepared is None:
+            specs = []
+            for p in selected:
+                limit, window = p.rate(ctx.claims)
+                if cost > limit:
+                    return self._refuse_cost(p, limit, window, cost)
+                specs.append(_Spec(p, limit, window, self._key(p, limit, window, ctx), cost))
+            prepared = (specs, [LimitCheck(s.key, s.policy.algorithm, s.limit, s.window, s.cost) for s in specs])
+            if not any(p.claim_path for p in selected):  # a claim tier is per token: not cached
+                if len(self._prepared) >= 8192:
+                    self._prepared.clear()
+                self._prepared[prepared_key] = prepared
+        return await self._charge(prepared[0], reserve, prepared[1])
 
     async def check_many(self, requests: Sequence[tuple[RateLimitContext, int]],
                          reserve: ReserveRequest | None = None) -> RateLimitDecision:
@@ -252,14 +264,16 @@ class RateLimiter:
     def _key(p: _Policy, limit: int, window: float, ctx: RateLimitContext) -> str:
         return f"{p.code}:{p.name}:{limit}/{round(window * 1000)}:{p.partition(ctx)}"
 
-    async def _charge(self, specs: list[_Spec], reserve: ReserveRequest | None) -> RateLimitDecision:
+    async def _charge(self, specs: list[_Spec], reserve: ReserveRequest | None,
+                      checks: list[LimitCheck] | None = None) -> RateLimitDecision:
         now = self._clock() if self._clock is not None else None
         try:
             if self._hybrid and any(s.policy.hybrid for s in specs):
                 decision = await self._check_hybrid(specs, now, reserve)
             else:
-                results = await self._ask_store(
-                    [LimitCheck(s.key, s.policy.algorithm, s.limit, s.window, s.cost) for s in specs], now, reserve)
+                if checks is None:
+                    checks = [LimitCheck(s.key, s.policy.algorithm, s.limit, s.window, s.cost) for s in specs]
+                results = await self._ask_store(checks, now, reserve)
                 decision = self._decide(specs, results, "ok")
         except StoreUnavailable as e:
             decision = self._store_failed(specs, now, e)
