@@ -167,8 +167,9 @@ class Authenticator:
             if bearer is not None and api_key is not None:
                 raise AuthError(400, "invalid_request", "send a bearer token or an API key, not both", "malformed")
             credential = self._credential(bearer, api_key)
-            fingerprint = token_digest(credential)[:12]
-            principal = await self._principal(credential, fingerprint, is_api_key=api_key is not None)
+            digest = token_digest(credential)  # the cache key; its start is the log fingerprint
+            fingerprint = digest[:12]
+            principal = await self._principal(credential, digest, is_api_key=api_key is not None)
             self._authorize(principal, policy)
         except AuthError as refusal:
             log.info(
@@ -202,7 +203,7 @@ class Authenticator:
             raise AuthError(401, "invalid_request" if bearer is not None else "invalid_token", "credential is malformed", "malformed")
         return value
 
-    async def _principal(self, credential: str, fingerprint: str, *, is_api_key: bool) -> Principal:
+    async def _principal(self, credential: str, digest: str, *, is_api_key: bool) -> Principal:
         if is_api_key:
             if not self.api_keys and self.stored_keys is None:
                 raise AuthError(401, "invalid_token", "API keys are not accepted", "bad_api_key")
@@ -217,7 +218,6 @@ class Authenticator:
             if self.introspector is None:
                 raise invalid_token("malformed", "token is not a JWT: expected three dot-separated parts")
             return await self.introspector.introspect(credential)
-        digest = token_digest(credential)
         cached = self._cache.get(digest)
         if cached is not None:
             return cached
