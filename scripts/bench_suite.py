@@ -651,11 +651,11 @@ def build_scenarios(token: str, full: bool, baseline: bool = False) -> list[Scen
     else:
         scenarios = [s for s in scenarios if s.key != "get.on-hybrid"]
     if baseline:  # keyed under the row they compare with, so `--only get.off` selects both
-        scenarios += [Scenario("get.off.base", "GET  gateway (--baseline-src), offloads off", "gw-base", "wrk", get),
-                      Scenario("post.off.base", "POST gateway (--baseline-src), offloads off", "gw-base", "wrk", post),
-                      Scenario("get.on.base", "GET  gateway (--baseline-src), TLS+JWT+limits (memory)", "gw-base-on",
+        scenarios += [Scenario("get.off.base", "GET  --baseline-src gateway, offloads off", "gw-base", "wrk", get),
+                      Scenario("post.off.base", "POST --baseline-src gateway, offloads off", "gw-base", "wrk", post),
+                      Scenario("get.on.base", "GET  --baseline-src gateway, TLS+JWT+limits", "gw-base-on",
                                "wrk", get_auth),
-                      Scenario("post.on.base", "POST gateway (--baseline-src), all on + Idempotency-Key (memory)",
+                      Scenario("post.on.base", "POST --baseline-src gateway, all on + Idem.-Key",
                                "gw-base-on", "wrk", post_auth)]
     return scenarios
 
