@@ -142,7 +142,7 @@ Try:
   {curl} -N {base}/v1/shelves/scifi/books:stream
   {curl} --http2 -w ' <- HTTP/%{{http_version}}\\n' {base}/v1/shelves/scifi    # HTTP/2, negotiated by ALPN
   {curl} --http2 -N '{base}/v1/shelves/scifi/books:stream?delayMs=500'   # a stream over HTTP/2, a line per book
-  echo '{{}}' | SSL_CERT_FILE={cert} {sys.executable} -m websockets wss://localhost:{PORT}/v1/shelves/scifi/books:stream
+  (echo '{{}}'; sleep 2) | SSL_CERT_FILE={cert} {sys.executable} -m websockets wss://localhost:{PORT}/v1/shelves/scifi/books:stream
                                           # the stream over a WebSocket: a frame per book, then close 1000
   {curl} {base}/v1/shelves/404            # a NOT_FOUND with google.rpc error details
   {curl} {base}/v1/users/me               # the backend sees who you are (x-user-id from the token)
