@@ -323,10 +323,6 @@ def run_workers(config: GatewayConfig, workers: int, host: str | None, port: int
     """Bind the public port once (a socket per worker) and run `workers` gateway processes on it."""
     host = host or config.listen.host
     port = config.listen.port if port is None else port
-    # Metrics from all workers are aggregated through files in this directory.
-    metrics_dir = None
-    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="edge-metrics-")
     os.environ[SUPERVISOR_ENV] = str(os.getpid())
     ctx = multiprocessing.get_context("spawn")
     procs: dict[int, multiprocessing.process.BaseProcess] = {}
@@ -351,6 +347,11 @@ def run_workers(config: GatewayConfig, workers: int, host: str | None, port: int
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
     socks = _listening_sockets(host, port, workers)
+    # Metrics from all workers are aggregated through files in this directory (made once the
+    # port is bound, so a port in use leaves no directory behind).
+    metrics_dir = None
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="edge-metrics-")
     for i in range(workers):
         start(i)
     if stopping:  # a signal while they started: the ones it missed are told now
