@@ -19,6 +19,10 @@ on one of two workers), and long-lived connections stay where they landed.
 The supervisor holds every socket, so a dead worker's queued connections wait
 for its replacement instead of being reset. (A group admits only sockets of the
 same user, as with any SO_REUSEPORT listener.)
+
+A worker whose supervisor dies without stopping it (SIGKILL, the OOM killer, a crash) stops
+as on SIGTERM: readiness fails, the listener closes after `pre_drain_delay`, in-flight
+requests get `drain_timeout`, then it exits and the port is free (see `_watch_supervisor`).
 """
 from __future__ import annotations
 
@@ -256,6 +260,7 @@ async def serve(
     sockets: list[socket.socket] | None = None,
     admin: bool = True,
     early_signals: list[int] | None = None,
+    supervisor: multiprocessing.connection.Connection | None = None,
 ) -> None:
     server = GatewayServer(config, host, port, sockets=sockets, admin=admin)
     # The handlers go in before the listeners open: a SIGTERM sent as soon as the port
@@ -265,6 +270,8 @@ async def serve(
     loop.add_signal_handler(signal.SIGTERM, server.begin_shutdown)
     loop.add_signal_handler(signal.SIGINT, lambda: server.begin_shutdown(pre_drain_delay=0))
     loop.add_signal_handler(signal.SIGHUP, server.reload)
+    if supervisor is not None:
+        _watch_supervisor(loop, supervisor, server)
     for signum in early_signals or ():
         os.kill(os.getpid(), signum)  # delivered again, now to the loop's handlers
     await server.start()
@@ -279,7 +286,41 @@ async def serve(
 # ---- several worker processes on one port ------------------------------------------------
 
 
-def _worker_main(config: GatewayConfig, sock: socket.socket, index: int, log_level: str) -> None:
+def _watch_supervisor(loop: asyncio.AbstractEventLoop, supervisor: multiprocessing.connection.Connection,
+                      server: GatewayServer) -> None:
+    """Stop `server` as on SIGTERM once the supervisor is gone, however it went.
+
+    `supervisor` is the read end of a pipe whose only write end the supervisor holds and never
+    writes to. When the supervisor process ends, by any means including SIGKILL, the kernel
+    closes that end and the read end becomes readable (EOF) for good: a supervisor that died
+    before this worker got here is seen at once, so there is no start-up race to close. It
+    costs nothing while the supervisor lives (one fd in the loop's selector) and works on any
+    POSIX system. (The write end must stay out of the workers: `spawn` passes a child only the
+    descriptors it is given, and an inherited copy would keep the pipe open forever.)
+
+    Linux's parent-death signal (prctl PR_SET_PDEATHSIG) is not used: it fires when the
+    *thread* that started the worker ends, not the process, so it would stop the workers of
+    a living supervisor that ever started one from a short-lived thread; it needs an
+    os.getppid() check to catch a parent that died before the prctl; and it is Linux only.
+
+    The worker drains like on SIGTERM (readiness fails, `pre_drain_delay`, then in-flight
+    requests get `drain_timeout`) rather than exiting at once: the supervisor's death says
+    nothing about the requests this worker is serving, and they can still be answered.
+    If a SIGTERM drain is already under way (a supervisor killed while it waited for its
+    workers), this skips the rest of the pre-drain delay, as a second signal does.
+    """
+    fd = supervisor.fileno()
+
+    def gone() -> None:
+        loop.remove_reader(fd)
+        log.warning("the supervisor (pid %s) is gone: stopping as on SIGTERM", os.environ.get(SUPERVISOR_ENV))
+        server.begin_shutdown()
+
+    loop.add_reader(fd, gone)
+
+
+def _worker_main(config: GatewayConfig, sock: socket.socket, index: int, log_level: str,
+                 supervisor: multiprocessing.connection.Connection) -> None:
     logging.basicConfig(level=log_level.upper(), format=f"%(asctime)s %(levelname)s [worker {index}] %(name)s: %(message)s")
     try:
         import uvloop
@@ -292,7 +333,7 @@ def _worker_main(config: GatewayConfig, sock: socket.socket, index: int, log_lev
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, lambda signum, _frame: early.append(signum))
     # Only worker 0 runs the admin listener; SIGHUP reaches every worker via the supervisor.
-    asyncio.run(serve(config, sockets=[sock], admin=index == 0, early_signals=early))
+    asyncio.run(serve(config, sockets=[sock], admin=index == 0, early_signals=early, supervisor=supervisor))
 
 
 def _listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
@@ -326,9 +367,13 @@ def run_workers(config: GatewayConfig, workers: int, host: str | None, port: int
     os.environ[SUPERVISOR_ENV] = str(os.getpid())
     ctx = multiprocessing.get_context("spawn")
     procs: dict[int, multiprocessing.process.BaseProcess] = {}
+    # Every worker watches the read end; the write end lives only here, so whatever ends this
+    # process closes it and the workers stop by themselves (_watch_supervisor).
+    supervisor_alive, alive_write_end = ctx.Pipe(duplex=False)
 
     def start(index: int) -> None:
-        proc = ctx.Process(target=_worker_main, args=(config, socks[index], index, log_level), name=f"edge-worker-{index}")
+        proc = ctx.Process(target=_worker_main, args=(config, socks[index], index, log_level, supervisor_alive),
+                           name=f"edge-worker-{index}")
         proc.start()
         procs[index] = proc
 
@@ -378,6 +423,8 @@ def run_workers(config: GatewayConfig, workers: int, host: str | None, port: int
         multiprocessing.connection.wait([p.sentinel for p in procs.values()], timeout=5.0)
     for sock in set(socks):
         sock.close()
+    supervisor_alive.close()
+    alive_write_end.close()
     if metrics_dir is not None:  # ours: the workers are gone, so are their numbers
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0

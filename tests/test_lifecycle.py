@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.waiting import wait_for
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -182,6 +184,64 @@ def _children(pid: int) -> list[int]:
         if ppid == pid and b"resource_tracker" not in cmdline:
             out.append(int(entry.name))
     return sorted(out)
+
+
+def _started_at(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot), or None once it has exited.
+
+    A zombie counts as exited (a reaper that is not ours may not have collected it yet), and the
+    start time tells a worker apart from a new process that reused its pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] == "Z" else int(fields[19])
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers through /proc")
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path, demo_backend):
+    """A supervisor killed with SIGKILL (or crashing) cannot tell its workers to stop: they notice by
+    themselves, finish what they are serving as on SIGTERM, exit, and leave the port free."""
+    proc, url = _start(tmp_path, demo_backend.target, "--workers", "2", pre_drain="0s", drain="10s")
+    port = int(url.rsplit(":", 1)[1])
+    workers = {pid: _started_at(pid) for pid in _children(proc.pid)}
+    result: dict[str, object] = {}
+
+    def slow() -> None:
+        try:
+            result["status"] = httpx.get(f"{url}/v1/shelves/scifi", headers={"x-demo-delay-ms": "2500"}, timeout=30).status_code
+        except httpx.HTTPError as exc:
+            result["error"] = repr(exc)
+
+    def alive() -> list[int]:
+        return [pid for pid, started in workers.items() if started is not None and _started_at(pid) == started]
+
+    request = threading.Thread(target=slow)
+    try:
+        assert len(workers) == 2 and len(alive()) == 2, workers
+        request.start()
+        assert demo_backend.recorder.wait_for("GetShelf")
+        proc.kill()
+        proc.wait(10)
+        request.join(30)
+        assert result == {"status": 200}  # drained, not cut off mid-request
+        # A bound on a hang, not a measurement: a worker normally exits once its request is done.
+        assert wait_for(lambda: not alive(), timeout=15), f"orphaned workers still running: {alive()}"
+        with pytest.raises(OSError):  # nothing accepts on the port any more...
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        with socket.socket() as again:  # ...and a new gateway can listen on it
+            again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            again.bind(("127.0.0.1", port))
+            again.listen()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in alive():  # orphans of this test are not left behind for the rest of the run
+            os.kill(pid, signal.SIGKILL)
+        if request.ident is not None:
+            request.join(30)
 
 
 def test_sigterm_drains_http2_streams_on_one_connection(tmp_path, demo_backend):
