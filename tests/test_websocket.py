@@ -27,6 +27,10 @@ from tests.support.waiting import wait_for
 PROTOS = Path(__file__).parent.parent / "protos"
 STREAM_SET = PROTOS / "compatstream" / "descriptors.binpb"  # NoteService: WatchNotes, TailNotes, ChatNotes
 ECHO_SET = PROTOS / "edgecompat" / "descriptors.binpb"  # EchoService: Collect (client streaming)
+# How long a client waits for the opening handshake (TCP, TLS, HTTP upgrade): a bound on a hang,
+# not on speed. The client's default of 10 s was reached once over TLS on a loaded 2-core VM;
+# 60 s is as long as the gateway's own listener waits for a TLS handshake (asyncio's default).
+HANDSHAKE_TIMEOUT = 60
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +88,7 @@ def drain(ws) -> tuple[list, int, dict]:
 def refused(url: str, **kwargs) -> tuple[int, dict, dict]:
     """A handshake the gateway refuses: (HTTP status, headers, JSON body)."""
     with pytest.raises(InvalidStatus) as info:
-        with connect(url, open_timeout=10, **kwargs):
+        with connect(url, open_timeout=HANDSHAKE_TIMEOUT, **kwargs):
             pass
     response = info.value.response
     return response.status_code, {k.lower(): v for k, v in response.headers.raw_items()}, json.loads(response.body)
@@ -530,7 +534,7 @@ def test_bidi_over_tls(notes, items, tmp_path):
     listen = {"plaintext": False, "port": 0, "tls": {"cert_file": str(cert), "key_file": str(key)}}
     with running_gateway(config(notes, items, listen=listen)) as gateway:
         context = ssl.create_default_context(cafile=str(cert))
-        with connect(ws_url(gateway, "/v1/notes:chat?topic=tls"), ssl=context) as ws:
+        with connect(ws_url(gateway, "/v1/notes:chat?topic=tls"), ssl=context, open_timeout=HANDSHAKE_TIMEOUT) as ws:
             ws.send(json.dumps({"seq": "9"}))
             assert json.loads(ws.recv(timeout=20)) == {"topic": "tls", "seq": "9"}
             ws.send("")
