@@ -126,7 +126,7 @@ async def bench_keyed(store: Any, requests: int) -> dict[str, Any]:
 
 async def bench_completions(url: str, prefix: str, batch: bool, together: int = 32, rounds: int = 40) -> dict[str, Any]:
     """Client CPU per stored record when `together` requests complete in one loop turn."""
-    store = RedisStore(RedisConfig(url=url, key_prefix=prefix, timeout=1.0), batch_completions=batch)
+    store = RedisStore(RedisConfig(url=url, key_prefix=prefix, timeout=1.0), batch=batch)
     await store.start()
     record = b'{"v":1,"s":200,"h":[["content-type","application/json"]],"o":false}\n' + b'{"name": "shelves/1"}' * 8
     cpu, wall, trips = [], [], 0

@@ -1,5 +1,6 @@
-"""Completions made in one event-loop turn go to Redis as one pipeline (edge/state/batching.py):
-one round trip for the lot, each caller its own answer, failures as each would have failed alone."""
+"""Calls of one script made in one event-loop turn go to Redis as one pipeline (edge/state/batching.py):
+rate-limit charges, admissions (charge + reservation) and completions. One round trip for the lot,
+each caller its own answer in the order the calls were made, failures as each would have failed alone."""
 from __future__ import annotations
 
 import asyncio
@@ -9,7 +10,7 @@ import pytest
 from edge.state.config import BreakerConfig, RedisConfig
 from edge.state.errors import StoreUnavailable
 from edge.state.redis_store import RedisStore
-from edge.state.store import ReservationState
+from edge.state.store import LimitCheck, ReservationState, ReserveRequest
 
 
 def _store(url: str, **kw) -> RedisStore:
@@ -121,7 +122,7 @@ def test_a_cancelled_caller_does_not_unstore_the_others(private_redis):
 @pytest.mark.parametrize("batch", [True, False])
 def test_batching_can_be_turned_off_for_comparison(private_redis, batch):
     async def body():
-        store = RedisStore(RedisConfig(url=private_redis.url, timeout=1.0), batch_completions=batch)
+        store = RedisStore(RedisConfig(url=private_redis.url, timeout=1.0), batch=batch)
         try:
             keys = [f"cmp-{i}" for i in range(4)]
             tokens = await _reserve(store, keys)
@@ -131,3 +132,85 @@ def test_batching_can_be_turned_off_for_comparison(private_redis, batch):
         finally:
             await store.close()
     assert asyncio.run(body()) == (1 if batch else 4)
+
+
+def _check(key: str, limit: int = 3) -> LimitCheck:
+    return LimitCheck(key=key, algorithm="gcra", limit=limit, window=60.0)
+
+
+def test_charges_of_one_turn_are_one_round_trip_and_count_like_one_by_one(private_redis):
+    """Five charges of a limit of three, made in one turn: the first three admitted, the last
+    two refused, as if sent one after another; every script ran, in one round trip."""
+    async def body():
+        store = _store(private_redis.url)
+        try:
+            await store.start()
+            await store.client.config_resetstat()
+            before = store.stats.round_trips
+            answers = await asyncio.gather(*(store.rate_limit([_check("turn")]) for _ in range(5)))
+            assert [a[0].allowed for a in answers] == [True, True, True, False, False]
+            assert [a[0].remaining for a in answers[:3]] == [2, 1, 0]
+            assert store.stats.round_trips - before == 1
+            assert (await store.client.info("commandstats"))["cmdstat_evalsha"]["calls"] == 5
+        finally:
+            await store.close()
+    asyncio.run(body())
+
+
+def test_admissions_of_one_turn_are_one_round_trip_in_order(private_redis):
+    """Two admissions with the same key in one turn: the first takes the reservation, the second
+    meets it in flight (a 409), exactly as two calls one after the other; a third, refused by
+    its limit, reserves nothing."""
+    async def body():
+        store = _store(private_redis.url)
+        try:
+            await store.start()
+            request = lambda key: ReserveRequest(key=key, fingerprint="fp", lock_ttl=30, keep_resumed=60)
+            await store.rate_limit([_check("full", limit=1)])  # spends the only unit of "full"
+            before = store.stats.round_trips
+            first, second, refused = await asyncio.gather(
+                store.admit([_check("a")], request("same")),
+                store.admit([_check("b")], request("same")),
+                store.admit([_check("full", limit=1)], request("never")))
+            assert store.stats.round_trips - before == 1
+            assert first.limits[0].allowed and first.reservation.state is ReservationState.NEW
+            assert second.limits[0].allowed and second.reservation.state is ReservationState.IN_FLIGHT
+            assert not refused.limits[0].allowed and refused.reservation is None
+            assert (await store.reserve("never", "fp", 30)).state is ReservationState.NEW  # nothing was held
+        finally:
+            await store.close()
+    asyncio.run(body())
+
+
+def test_a_charge_whose_caller_left_before_its_turn_is_not_sent(private_redis):
+    """A client that hung up while its charge waited for the turn's pipeline is not charged."""
+    async def body():
+        store = _store(private_redis.url)
+        try:
+            await store.start()
+            await store.client.config_resetstat()
+            left = asyncio.ensure_future(store.rate_limit([_check("left", limit=1)]))
+            stays = asyncio.ensure_future(store.rate_limit([_check("stays")]))
+            await asyncio.sleep(0)  # both wait for the turn's pipeline
+            left.cancel()
+            results = await asyncio.gather(left, stays, return_exceptions=True)
+            assert isinstance(results[0], asyncio.CancelledError) and results[1][0].allowed
+            assert (await store.client.info("commandstats"))["cmdstat_evalsha"]["calls"] == 1
+            assert (await store.rate_limit([_check("left", limit=1)]))[0].allowed  # its one unit is still there
+        finally:
+            await store.close()
+    asyncio.run(body())
+
+
+def test_a_failed_pipeline_fails_each_admission_as_one_failure(unused_port):
+    async def body():
+        store = _store(f"redis://127.0.0.1:{unused_port}/0")
+        try:
+            answers = await asyncio.gather(*(store.admit([_check(f"k{i}")], ReserveRequest(f"k{i}", "fp", 30, 60))
+                                             for i in range(3)))
+            for a in answers:
+                assert isinstance(a.limits, StoreUnavailable) and a.reservation is a.limits
+            assert store.stats.round_trips == 1 and store.stats.errors == 1
+        finally:
+            await store.close()
+    asyncio.run(body())

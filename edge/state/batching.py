@@ -1,11 +1,17 @@
 """Calls of one Lua script made in one event-loop turn, sent to Redis as one pipeline.
 
-Storing an idempotency record (`complete`) is a keyed request's second round trip,
-after its backend answered. Under load many requests reach that point in the same
-loop turn, and redis-py spends several times more CPU on a command sent alone than
-on one among others in a pipeline (scripts/bench_state.py measures both). So their
-EVALSHAs go together: one write, one read, one timeout and one breaker verdict
-for the lot. Nothing waits for company: a call made alone goes at the next turn.
+A request's rate-limit charge (or, with an Idempotency-Key, its admission) is its
+round trip before the backend call; storing its idempotency record (`complete`)
+the one after. Under load many requests reach the same point in the same loop
+turn (they arrived in one read of the listener's sockets), and redis-py spends
+several times more CPU on a command sent alone than on one among others in a
+pipeline (scripts/bench_state.py measures both). So their EVALSHAs go together:
+one write, one read, one wake-up, one timeout and one breaker verdict for the lot.
+Nothing waits for company: a call made alone goes at the next turn.
+
+A caller cancelled before its turn's pipeline went (its client hung up) is left
+out when `drop_abandoned` is set: a charge or a reservation nobody will use is not
+made. Completions keep theirs: a record the backend's answer produced is stored.
 
 Each caller still awaits its own script's answer, so a reply is sent only once its
 record is stored and exactly-once is what it was (docs/state.md, "The completion
@@ -28,8 +34,10 @@ Waiting = tuple[list[Any], list[Any], "asyncio.Future[Any]"]
 class ScriptBatcher:
     """`await batcher(keys, args)`: the script's answer, sent with the other calls of this turn."""
 
-    def __init__(self, client: Any, script: Any, call: Callable[..., Awaitable[Any]], op: str) -> None:
+    def __init__(self, client: Any, script: Any, call: Callable[..., Awaitable[Any]], op: str, *,
+                 drop_abandoned: bool = False) -> None:
         self.client = client
+        self.drop_abandoned = drop_abandoned
         self.script = script
         self._call = call  # the store's `_call`: its timeout, breaker and stats for the whole pipeline
         self.op = op
@@ -48,6 +56,10 @@ class ScriptBatcher:
 
     def _flush(self) -> None:
         batch, self._waiting = self._waiting, []
+        if self.drop_abandoned:
+            batch = [waiting for waiting in batch if not waiting[2].done()]
+            if not batch:
+                return
         task = asyncio.ensure_future(self._send(batch))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)

@@ -7,7 +7,8 @@ made of the two; on Redis Cluster their keys live in different slots (all
 rate-limit keys share one hash tag, each record has its own), so there it is
 the two scripts sent concurrently: still one round trip of waiting, two
 commands, and a refused request's reservation is released (a third, only then).
-`complete` calls made in one event-loop turn go in one pipeline (`batching.py`).
+Calls of one script made in one event-loop turn (`rate_limit`, `admit`,
+`complete`) go in one pipeline (`batching.py`): one round trip, one wake-up.
 Rate limits use the Redis server clock, so every gateway agrees on time.
 See `keys.py` and docs/state.md for the key schema; every key has a TTL.
 
@@ -81,8 +82,8 @@ class RedisStore:
     name = "redis"
     shared = True
 
-    def __init__(self, config: RedisConfig, *, client: Any = None, batch_completions: bool = True) -> None:
-        """`batch_completions=False` sends each `complete` alone (scripts/bench_state.py compares)."""
+    def __init__(self, config: RedisConfig, *, client: Any = None, batch: bool = True) -> None:
+        """`batch=False` sends every call alone (scripts/bench_state.py compares)."""
         self.config = config
         self.prefix = config.key_prefix
         self.rl_tag = config.rate_limit_hash_tag
@@ -94,10 +95,17 @@ class RedisStore:
                                       open_seconds=config.breaker.open_for)
         self.client = client if client is not None else self._connect(config)
         self._scripts = {name: self.client.register_script(_lua(name)) for name in _SCRIPTS}
-        self._completions = (ScriptBatcher(self.client, self._scripts["idem_complete"], self._call, "complete")
-                             if batch_completions and not config.cluster else None)
+        # Not on Redis Cluster: a pipeline there splits by slot anyway. A charge or an admission whose
+        # caller left before its turn's pipeline went is not sent (it was never made); a completion is.
+        batching = batch and not config.cluster
+        self._limits = self._batcher("ratelimit", "rate_limit", drop_abandoned=True) if batching else None
+        self._admissions = self._batcher("admit", "admit", drop_abandoned=True) if batching else None
+        self._completions = self._batcher("idem_complete", "complete", drop_abandoned=False) if batching else None
         # an operation may also wait for a pool connection: bound the whole call, not only the socket
         self._deadline = config.timeout * 2 + 0.05
+
+    def _batcher(self, script: str, op: str, *, drop_abandoned: bool) -> ScriptBatcher:
+        return ScriptBatcher(self.client, self._scripts[script], self._call, op, drop_abandoned=drop_abandoned)
 
     def _connect(self, config: RedisConfig) -> Any:
         common: dict[str, Any] = dict(
@@ -222,7 +230,10 @@ class RedisStore:
 
     async def rate_limit(self, checks: Sequence[LimitCheck], now: float | None = None) -> list[LimitResult]:
         keys, args = self._limit_args(checks, now)
-        out = await self._call("rate_limit", self._scripts["ratelimit"], keys=keys, args=args)
+        if self._limits is not None:  # with the other charges of this loop turn, in one pipeline
+            out = await self._limits(keys, args)
+        else:
+            out = await self._call("rate_limit", self._scripts["ratelimit"], keys=keys, args=args)
         return self._limit_results(out, len(checks))
 
     async def reserve(self, key: str, fingerprint: str, lock_ttl: float) -> Reservation:
@@ -240,7 +251,10 @@ class RedisStore:
         keys.append(idempotency_key(self.prefix, reserve.key))
         args += (reserve.fingerprint, token, _ms(reserve.lock_ttl))
         try:
-            limits, reserved = await self._call("admit", self._scripts["admit"], keys=keys, args=args)
+            if self._admissions is not None:  # with the other admissions of this loop turn, in one pipeline
+                limits, reserved = await self._admissions(keys, args)
+            else:
+                limits, reserved = await self._call("admit", self._scripts["admit"], keys=keys, args=args)
         except StoreUnavailable as e:
             return Admission(e, e)
         return Admission(self._limit_results(limits, len(checks)), self._reservation(reserved, token) if reserved else None)
