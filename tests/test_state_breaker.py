@@ -90,7 +90,9 @@ def test_dead_redis_fails_fast_and_recovers_by_itself(private_redis):
             private_redis.kill()
             for _ in range(2):  # connection refused: quick failures that open the breaker
                 elapsed, err = await timed(store.rate_limit(check))
-                assert err is not None and elapsed < 2 * TIMEOUT + 0.1
+                # refused at once, or (a half-read reply on the killed connection) the store's deadline of
+                # 2 * TIMEOUT + 0.05 s; the second of slack is a loaded machine's scheduling, not a hang
+                assert err is not None and elapsed < 2 * TIMEOUT + 1.0
             assert store.breaker.state == "open"
             before = store.stats.round_trips
             for _ in range(50):
