@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from time import perf_counter
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -35,6 +35,8 @@ from .context import CallContext, Next, Outcome, Stage
 from .record import CallRecord
 
 __all__ = ["Backend", "Decode", "Identity", "Idempotency", "RateLimits", "chain"]
+
+_T = TypeVar("_T")
 
 
 def chain(stages: Sequence[Stage], last: Next) -> Next:
@@ -259,10 +261,17 @@ class Idempotency:
         """A call under an Idempotency-Key runs to its end even when its caller is cancelled
         (a batch whose client hung up or whose deadline passed, a drain): by then the backend
         may have acted, and freeing the key would let the retry act again. Its outcome is
-        settled when it ends, so the retry waits (409) and then gets it replayed."""
-        task = asyncio.ensure_future(call)
+        settled when it ends, so the retry waits (409) and then gets it replayed.
+
+        The task hands its end to `done` itself, which this caller awaits: cancelling the
+        caller cancels `done`, never the task (what `asyncio.shield` does, without its two
+        `ensure_future`s and the callback hop between the task and its outer future: ~20 µs
+        per keyed call on 3.11, where both are Python)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[tuple[Outcome, StoredResponse | None]] = loop.create_future()
+        task = loop.create_task(_handed_over(call, done))
         try:
-            return await asyncio.shield(task)
+            return await done
         except asyncio.CancelledError:
             task.add_done_callback(self._settle_later(begin))
             raise
@@ -291,6 +300,29 @@ class Idempotency:
             await begin.abandon(proven_not_sent=False)
             return
         await begin.finish(stored)
+
+
+async def _handed_over(call: Coroutine[Any, Any, _T], done: asyncio.Future[_T]) -> _T:
+    """Run `call`, handing its end to `done` while someone awaits it. Once `done` is cancelled
+    (its caller left), the end stays the task's own, for the callback that settles it."""
+    try:
+        result = await call
+    except asyncio.CancelledError:
+        if not done.done():
+            done.cancel()
+        raise  # the task ends cancelled, as the call did
+    except Exception as exc:
+        if done.done():
+            raise
+        done.set_exception(exc)  # the caller raises it; the task ends quietly (nothing left unretrieved)
+        return None  # type: ignore[return-value]
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt: the caller's too, and still the loop's
+        if not done.done():
+            done.set_exception(exc)
+        raise
+    if not done.done():
+        done.set_result(result)
+    return result
 
 
 class Backend:
