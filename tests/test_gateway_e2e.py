@@ -62,6 +62,22 @@ def test_patch_with_field_mask_in_query(client):
     assert r.json()["title"] == "New" and r.json()["author"] == "A"
 
 
+@pytest.mark.parametrize("transcoding_profile,author", [("edge", "A"), ("grpc-gateway", "A"), ("envoy", "")])
+def test_patch_without_a_mask_changes_only_what_the_body_sent(demo_backend, transcoding_profile, author):
+    """grpc-gateway's PATCH feature (the edge default too): the mask is the body's fields, so the
+    author the client did not send survives. Under the envoy profile the backend gets no mask and
+    the demo, as its proto says, replaces every mutable field: the author is gone."""
+    config = gateway_config([{"name": "demo", "target": demo_backend.target, "timeout": "5s"}],
+                            transcoding={"profile": transcoding_profile})
+    with running_gateway(config) as gateway, httpx.Client(base_url=gateway.url, timeout=10) as c:
+        created = c.post("/v1/shelves/scifi/books", json={"title": "Old", "author": "A"}).json()
+        r = c.patch(f"/v1/{created['name']}", json={"title": "New"})
+        assert r.status_code == 200, r.text
+        assert r.json()["title"] == "New" and r.json().get("author", "") == author
+        assert c.patch(f"/v1/{created['name']}", json={"title": "x", "subtitle": "y"}).status_code == (
+            400 if transcoding_profile != "envoy" else 200)
+
+
 def test_custom_verb_body_star(client, demo_backend):
     created = client.post("/v1/shelves/scifi/books", json={"title": "Mover"}).json()
     r = client.post(f"/v1/{created['name']}:move", json={"otherShelfName": "shelves/history"})

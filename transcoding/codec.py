@@ -14,6 +14,9 @@ implementations (grpc-gateway, Envoy's transcoder):
   value whatever the body says (grpc-gateway's order, Envoy's default), so
   what authorization saw in the URL is what the backend gets; the query can
   never set such a field;
+* a PATCH that leaves its request's FieldMask empty gets the fields its body
+  named as the mask, when `patch_update_mask` is on (grpc-gateway's PATCH
+  feature, transcoding/patchmask.py);
 * an empty body is an empty message / unset field; a body of only whitespace
   is a 400 (Envoy) unless `whitespace_body_is_empty` (grpc-gateway);
 * ``google.api.HttpBody`` (as the request type with ``"*"``, or as the body
@@ -55,6 +58,7 @@ from .fastjson import DictDecoder, DictEncoder
 from .fieldtarget import FieldTarget
 from .jsonbody import JSON_SPACE, check_charset, json_error, json_kind, load_json, load_json_values
 from .options import TranscodingOptions, UnknownFields
+from .patchmask import mask_field, paths_from_body
 from .query import ABSENT, RAW_BODY, PathError, QueryMapper, RouteQuery, mapper_for
 
 __all__ = ["CodecConfigError", "RequestCodec", "ResponseCodec", "JSON_CONTENT_TYPE", "HTTP_BODY"]
@@ -112,7 +116,9 @@ class RequestCodec:
         path_fields: Iterable[str],
         *,
         options: TranscodingOptions = DEFAULT_OPTIONS,
+        http_method: str = "",
     ) -> None:
+        """`http_method` is the route's (a PATCH may fill its update mask from the body)."""
         self.input_type = input_type
         self.body = body
         self.options = options
@@ -150,6 +156,8 @@ class RequestCodec:
                 if self._body_raw and (dotted == body or dotted.startswith(body + ".")):
                     raise CodecConfigError(f"path variable {dotted!r} is inside the raw body field {body!r}")
         self.query: RouteQuery = self._query.route(path_fields, body, raw_body=self._body_raw, options=options)
+        self._patch_mask = (mask_field(input_type) if options.patch_update_mask and http_method == "PATCH"
+                            and self._body_object and len(self._body_chain) == 1 else None)
         self._enums = CaseInsensitiveEnums() if options.case_insensitive_enums else None
         self._fast = DictDecoder(
             ignore_unknown_fields=self.ignore_unknown_fields, ignore_unknown_enum_names=ignore_enum_names
@@ -183,7 +191,18 @@ class RequestCodec:
             self._apply_path(message, path_bindings)
         if query:
             self.query.apply(message, query, body_value)
+        if self._patch_mask is not None:
+            self._fill_patch_mask(message, body_value)
         return message
+
+    def _fill_patch_mask(self, message: Message, body_value: Any) -> None:
+        """The update mask from the body's keys, unless the path or the query gave one."""
+        mask = getattr(message, self._patch_mask.name)
+        if mask.paths:
+            return
+        mask.SetInParent()  # with no body, an empty mask, as grpc-gateway sets
+        if type(body_value) is dict:
+            mask.paths.extend(paths_from_body(body_value, self._body_chain[-1].message_type, self.body))
 
     def decode_stream(
         self,

@@ -223,6 +223,14 @@ class TranscodingOptions:
         "DiscardUnknown), or a 400 naming the field (Envoy, whose unknown-field setting spares enums)",
         envoy=UnknownFields.REJECT,
     )
+    patch_update_mask: bool = _option(
+        True,
+        "a PATCH whose request has one `google.protobuf.FieldMask` field, left empty by path and query, with "
+        "`body` naming a message field: the mask is filled with the fields the JSON body names, so what the "
+        "client did not send is not overwritten (grpc-gateway's PATCH feature); false: the backend gets no "
+        "mask (Envoy)",
+        envoy=False,
+    )
     whitespace_body_is_empty: bool = _option(
         False,
         "a body of only whitespace: a 400 (Envoy) or, like an empty body, an empty message "

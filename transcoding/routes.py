@@ -180,7 +180,8 @@ class RouteTable:
                     binding=binding,
                     request_class=request_class,
                     request_codec=RequestCodec(
-                        method.input_type, binding.body, binding.template.field_paths(), options=backend.options
+                        method.input_type, binding.body, binding.template.field_paths(), options=backend.options,
+                        http_method=binding.http_method,
                     ),
                     response_codec=ResponseCodec(method.output_type, binding.response_body, options=backend.options),
                     invoker=invoker,
