@@ -177,6 +177,7 @@ def test_demo_parameters_and_bodies(demo):
     update = ops["LibraryService_UpdateBook"]
     assert _params(update, "path")["name_1"]["x-edge-field"] == "book.name"
     assert set(_params(update, "query")) == {"updateMask"}
+    assert "the fields the request body names" in _params(update, "query")["updateMask"]["description"]
     assert update["requestBody"]["content"]["application/json"]["schema"]["$ref"] == SCHEMAS + "edgedemo.library.v1.Book"
 
     list_books = ops["LibraryService_ListBooks"]
@@ -288,6 +289,12 @@ def _query_names_agree_with_mapper(table: RouteTable, document: dict[str, Any]) 
 def test_query_parameters_are_what_the_query_mapper_accepts(demo, trees):
     assert _query_names_agree_with_mapper(*demo) > 10
     assert _query_names_agree_with_mapper(*trees) > 40
+
+
+def test_the_patch_mask_note_follows_the_option():
+    table, loaded = _table(DEMO_SET, options=profile("envoy"))
+    update = _operations(_valid(build_openapi(table, files=_files(loaded))))["LibraryService_UpdateBook"][2]
+    assert "the request body names" not in _params(update, "query")["updateMask"].get("description", "")
 
 
 def test_use_proto_names():

@@ -156,7 +156,8 @@ class RequestCodec:
                 if self._body_raw and (dotted == body or dotted.startswith(body + ".")):
                     raise CodecConfigError(f"path variable {dotted!r} is inside the raw body field {body!r}")
         self.query: RouteQuery = self._query.route(path_fields, body, raw_body=self._body_raw, options=options)
-        self._patch_mask = (mask_field(input_type) if options.patch_update_mask and http_method == "PATCH"
+        #: the FieldMask a PATCH fills from its body's keys when left empty (None: none here)
+        self.patch_mask = (mask_field(input_type) if options.patch_update_mask and http_method == "PATCH"
                             and self._body_object and len(self._body_chain) == 1 else None)
         self._enums = CaseInsensitiveEnums() if options.case_insensitive_enums else None
         self._fast = DictDecoder(
@@ -191,13 +192,13 @@ class RequestCodec:
             self._apply_path(message, path_bindings)
         if query:
             self.query.apply(message, query, body_value)
-        if self._patch_mask is not None:
+        if self.patch_mask is not None:
             self._fill_patch_mask(message, body_value)
         return message
 
     def _fill_patch_mask(self, message: Message, body_value: Any) -> None:
         """The update mask from the body's keys, unless the path or the query gave one."""
-        mask = getattr(message, self._patch_mask.name)
+        mask = getattr(message, self.patch_mask.name)
         if mask.paths:
             return
         mask.SetInParent()  # with no body, an empty mask, as grpc-gateway sets

@@ -228,6 +228,10 @@ class _Document:
                 "list": "Repeat the parameter for each element.",
                 "map": f"One parameter per entry: `{query_parameter.name}[key]=value`.",
             }.get(query_parameter.kind)
+            mask = route.request_codec.patch_mask
+            if mask is not None and f.full_name == mask.full_name:
+                extra = ("When left out, the gateway sets it to the fields the request body names "
+                         "(`patch_update_mask`, as grpc-gateway does).")
             if extra:
                 probe["description"] = "\n\n".join(p for p in (probe.get("description", ""), extra) if p)
             if probe.get("description"):
