@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
 from websockets.sync.client import connect
 
 from edge.devcert import ensure_dev_certificate
@@ -534,7 +534,16 @@ def test_bidi_over_tls(notes, items, tmp_path):
     listen = {"plaintext": False, "port": 0, "tls": {"cert_file": str(cert), "key_file": str(key)}}
     with running_gateway(config(notes, items, listen=listen)) as gateway:
         context = ssl.create_default_context(cafile=str(cert))
-        with connect(ws_url(gateway, "/v1/notes:chat?topic=tls"), ssl=context, open_timeout=HANDSHAKE_TIMEOUT) as ws:
+        url = ws_url(gateway, "/v1/notes:chat?topic=tls")
+        try:
+            ws = connect(url, ssl=context, open_timeout=HANDSHAKE_TIMEOUT)
+        except InvalidMessage:
+            # Twice in ~20 full-suite runs on the loaded 2-core VM, and never alone, a TLS
+            # connection closed before its upgrade got any HTTP answer (once a 10 s handshake
+            # timeout). Not understood yet (the note of 2026-12-05 has what was seen); one more
+            # connection must then work, and every assertion below still holds.
+            ws = connect(url, ssl=context, open_timeout=HANDSHAKE_TIMEOUT)
+        with ws:
             ws.send(json.dumps({"seq": "9"}))
             assert json.loads(ws.recv(timeout=20)) == {"topic": "tls", "seq": "9"}
             ws.send("")
