@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import BadRequest, UnsupportedMediaType
 
-__all__ = ["JSON_SPACE", "check_charset", "json_error", "json_kind", "load_json", "load_json_values"]
+__all__ = ["JSON_SPACE", "check_charset", "join_path", "json_error", "json_kind", "load_json", "load_json_values"]
 
 _AT_PATH = re.compile(r' at "?([A-Za-z_][\w]*(?:\.[^\s."\[\]]+|\[[^\]]*\])*)"?')
 _NAMED_AT_PARENT = [
@@ -124,7 +124,7 @@ def json_error(exc: BaseException, prefix: str) -> BadRequest:
     for pattern, what in _NAMED_AT_PARENT:
         match = pattern.search(text)
         if match:
-            path = _join(_join(prefix, _strip_root(match.group(2))), match.group(1))
+            path = join_path(join_path(prefix, _strip_root(match.group(2))), match.group(1))
             return BadRequest(what.format(path=path), field=path)
     names: list[str] = []
     reason = text
@@ -137,8 +137,8 @@ def json_error(exc: BaseException, prefix: str) -> BadRequest:
         reason = reason[: reason.rfind(" at ")]
     match = _REPEATED.match(reason)
     if match:
-        where = _join(where, match.group(1))
-    path = _join(prefix, where or ".".join(names))
+        where = join_path(where, match.group(1))
+    path = join_path(prefix, where or ".".join(names))
     reason = reason.strip().rstrip(".") or type(exc).__name__
     if path:
         return BadRequest(f"invalid request body field {path!r}: {reason}", field=path)
@@ -156,7 +156,8 @@ def _strip_root(path: str) -> str:
     return path[bracket:] if bracket > 0 else ""
 
 
-def _join(prefix: str, rest: str) -> str:
+def join_path(prefix: str, rest: str) -> str:
+    """A field path in a BadRequest: `prefix.rest`, or `prefix[0]` for an index."""
     if not prefix:
         return rest
     if not rest:

@@ -33,6 +33,7 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from .errors import BadRequest
+from .jsonbody import join_path
 
 __all__ = ["FIELD_MASK", "mask_field", "paths_from_body"]
 
@@ -68,13 +69,13 @@ def paths_from_body(value: dict[str, Any], descriptor: Descriptor, prefix: str =
         if type(node) is dict and node:
             if message is None:
                 raise BadRequest(f"field {path!r} is not a message; its JSON value cannot be an object",
-                                 field=_join(prefix, path))
+                                 field=join_path(prefix, path))
             for key, child in node.items():
                 f = _field(message, key)
                 if f is None:
                     raise BadRequest(f"no field {key!r} in {message.full_name}: a PATCH's update mask is made of "
-                                     f"the fields its body names", field=_join(prefix, _join(path, key)))
-                name = _join(path, f.name)
+                                     f"the fields its body names", field=join_path(prefix, join_path(path, key)))
+                name = join_path(path, f.name)
                 child_type = f.message_type
                 repeated = f.is_repeated
                 if child_type is not None and child_type.full_name in _DYNAMIC and not repeated:
@@ -82,7 +83,7 @@ def paths_from_body(value: dict[str, Any], descriptor: Descriptor, prefix: str =
                 elif child_type is not None and child_type.full_name == _ANY and not repeated:
                     if type(child) is not dict or "@type" not in child:
                         raise BadRequest(f"field {name!r} is a google.protobuf.Any without '@type'",
-                                         field=_join(prefix, name))
+                                         field=join_path(prefix, name))
                     paths.append(name)
                 elif repeated:
                     paths.append(name)  # a list or a map is replaced whole: the mask ends at it
@@ -108,6 +109,3 @@ def _blind(name: str, value: Any) -> list[str]:
                 paths.append(f"{path}.{key}")
     return paths
 
-
-def _join(prefix: str, rest: str) -> str:
-    return f"{prefix}.{rest}" if prefix and rest else prefix or rest
