@@ -49,7 +49,7 @@ async def _rate_phase(url: str, prefix: str, algorithm: str, hybrid: bool, reque
                 allowed += decision.allowed
 
         await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
-        charges = store._limits.calls if store._limits is not None else store.stats.round_trips
+        charges = store._limits.calls  # scripts sent; round trips count the pipelines
         return {"allowed": allowed, "round_trips": store.stats.round_trips, "charges": charges, "requests": requests}
     finally:
         await store.close()

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from importlib import resources
-from typing import Any, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -95,17 +95,27 @@ class RedisStore:
                                       open_seconds=config.breaker.open_for)
         self.client = client if client is not None else self._connect(config)
         self._scripts = {name: self.client.register_script(_lua(name)) for name in _SCRIPTS}
-        # Not on Redis Cluster: a pipeline there splits by slot anyway. A charge or an admission whose
-        # caller left before its turn's pipeline went is not sent (it was never made); a completion is.
+        # `await self._limits(keys, args)`: the script's answer, sent with the other calls of this loop
+        # turn in one pipeline (not on Redis Cluster: a pipeline there splits by slot anyway). A charge
+        # or an admission whose caller left before its turn's pipeline went is not sent (it was never
+        # made); a completion is.
         batching = batch and not config.cluster
-        self._limits = self._batcher("ratelimit", "rate_limit", drop_abandoned=True) if batching else None
-        self._admissions = self._batcher("admit", "admit", drop_abandoned=True) if batching else None
-        self._completions = self._batcher("idem_complete", "complete", drop_abandoned=False) if batching else None
+        self._limits = self._sender("ratelimit", "rate_limit", batching, drop_abandoned=True)
+        self._admissions = self._sender("admit", "admit", batching, drop_abandoned=True)
+        self._completions = self._sender("idem_complete", "complete", batching, drop_abandoned=False)
         # an operation may also wait for a pool connection: bound the whole call, not only the socket
         self._deadline = config.timeout * 2 + 0.05
 
-    def _batcher(self, script: str, op: str, *, drop_abandoned: bool) -> ScriptBatcher:
-        return ScriptBatcher(self.client, self._scripts[script], self._call, op, drop_abandoned=drop_abandoned)
+    def _sender(self, script: str, op: str, batching: bool, *,
+                drop_abandoned: bool) -> Callable[[list[Any], list[Any]], Awaitable[Any]]:
+        """How one operation's script call goes: batched per loop turn, or alone."""
+        registered = self._scripts[script]
+        if batching:
+            return ScriptBatcher(self.client, registered, self._call, op, drop_abandoned=drop_abandoned)
+
+        async def alone(keys: list[Any], args: list[Any]) -> Any:
+            return await self._call(op, registered, keys=keys, args=args)
+        return alone
 
     def _connect(self, config: RedisConfig) -> Any:
         common: dict[str, Any] = dict(
@@ -230,10 +240,7 @@ class RedisStore:
 
     async def rate_limit(self, checks: Sequence[LimitCheck], now: float | None = None) -> list[LimitResult]:
         keys, args = self._limit_args(checks, now)
-        if self._limits is not None:  # with the other charges of this loop turn, in one pipeline
-            out = await self._limits(keys, args)
-        else:
-            out = await self._call("rate_limit", self._scripts["ratelimit"], keys=keys, args=args)
+        out = await self._limits(keys, args)
         return self._limit_results(out, len(checks))
 
     async def reserve(self, key: str, fingerprint: str, lock_ttl: float) -> Reservation:
@@ -251,10 +258,7 @@ class RedisStore:
         keys.append(idempotency_key(self.prefix, reserve.key))
         args += (reserve.fingerprint, token, _ms(reserve.lock_ttl))
         try:
-            if self._admissions is not None:  # with the other admissions of this loop turn, in one pipeline
-                limits, reserved = await self._admissions(keys, args)
-            else:
-                limits, reserved = await self._call("admit", self._scripts["admit"], keys=keys, args=args)
+            limits, reserved = await self._admissions(keys, args)
         except StoreUnavailable as e:
             return Admission(e, e)
         return Admission(self._limit_results(limits, len(checks)), self._reservation(reserved, token) if reserved else None)
@@ -278,9 +282,7 @@ class RedisStore:
     async def complete(self, key: str, fingerprint: str, record: bytes, retention: float,
                        token: str | None = None) -> bool:
         keys, args = [idempotency_key(self.prefix, key)], [fingerprint, token or "", record, _ms(retention)]
-        if self._completions is not None:  # with the other completions of this loop turn, in one pipeline
-            return await self._completions(keys, args) == 1
-        return await self._call("complete", self._scripts["idem_complete"], keys=keys, args=args) == 1
+        return await self._completions(keys, args) == 1
 
     async def release(self, key: str, fingerprint: str, token: str | None = None,
                       keep_fingerprint: float | None = None) -> bool:
